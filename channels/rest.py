@@ -1,0 +1,101 @@
+"""Rasa-compatible REST channel: a drop-in for Rasa's `RestInput`, so existing clients and
+test tools work (DESIGN.md section 4).
+
+    POST /webhooks/rest/webhook  {"sender": "u1", "message": "hi", "metadata": {...}}
+    -> 200 [{"recipient_id": "u1", "text": "...", "buttons": [...]}, ...]
+
+The bot's replies come back in the response. Agents' messages can't ride on a response, so
+they are POSTed to `callback_url` (Rasa's CallbackInput shape) when one is configured, and
+fail visibly otherwise. `metadata.message_id`, when given, makes redeliveries idempotent.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import httpx
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from channels.base import Capabilities, Channel, DeliveryError
+from hub.messages import Inbound, Kind, Outbound
+
+
+class RestOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    callback_url: str | None = None  # where agents' messages are POSTed
+    timeout: float = 10.0
+
+
+class RestMessage(BaseModel):
+    sender: str = Field(min_length=1, max_length=255)
+    message: str = Field(max_length=10_000)
+    metadata: dict[str, Any] | None = None
+
+
+def rasa_messages(recipient_id: str, message: Outbound) -> list[dict[str, Any]]:
+    """One stored message as Rasa's CollectingOutputChannel renders it."""
+    out: list[dict[str, Any]] = []
+    if message.text or message.buttons:
+        item: dict[str, Any] = {"recipient_id": recipient_id, "text": message.text}
+        if message.buttons:
+            item["buttons"] = [b.model_dump() for b in message.buttons]
+        out.append(item)
+    out += [
+        {"recipient_id": recipient_id, "image": a.url}
+        for a in message.attachments
+        if a.kind == Kind.IMAGE
+    ]
+    return out
+
+
+class RestChannel(Channel):
+    type: ClassVar[str] = "rest"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        buttons=True, images=True, inline_replies=True
+    )
+    Options: ClassVar[type[BaseModel]] = RestOptions
+
+    def router(self) -> APIRouter:
+        router = APIRouter(tags=[f"channel {self.name}"])
+        path = "/webhooks/rest/webhook" if self.name == "rest" else f"/webhooks/{self.name}/webhook"
+
+        @router.get(path.rsplit("/", 1)[0] + "/")
+        async def health() -> dict[str, str]:
+            return {"status": "ok"}  # Rasa answers this on GET /webhooks/rest/
+
+        @router.post(path)
+        async def webhook(body: RestMessage) -> list[dict[str, Any]]:
+            metadata = body.metadata or {}
+            message_id = metadata.get("message_id")
+            inbound = Inbound(
+                channel=self.name,
+                sender_id=body.sender,
+                channel_message_id=str(message_id) if message_id is not None else None,
+                text=body.message,
+                payload={"metadata": metadata} if metadata else {},
+            )
+            replies = await self.receiver.receive(inbound)
+            return [item for reply in replies for item in rasa_messages(body.sender, reply)]
+
+        return router
+
+    async def send(self, message: Outbound) -> None:
+        url = self.options.callback_url
+        if not url:
+            raise DeliveryError(
+                f"channel {self.name!r} (rest) has no callback_url: the client only receives "
+                "the bot's replies in the webhook response",
+                retryable=False,
+            )
+        try:
+            async with httpx.AsyncClient(timeout=self.options.timeout) as client:
+                response = await client.post(url, json=rasa_messages(message.recipient_id, message))
+        except httpx.HTTPError as e:
+            raise DeliveryError(f"callback {url}: {type(e).__name__}: {e}") from e
+        if response.status_code >= 400:
+            raise DeliveryError(
+                f"callback {url} answered {response.status_code}",
+                retryable=response.status_code >= 500 or response.status_code == 429,
+            )

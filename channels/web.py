@@ -1,0 +1,207 @@
+"""The web chat widget's channel: a WebSocket per browser tab (DESIGN.md section 4).
+
+    /channels/web/ws?visitor=<id>      (the instance named `web`; another named X: /channels/web/X/ws)
+
+Server frames: hello, ack, message, typing, error. Client frames: message, postback, resume,
+typing. Every message is stored before it is acknowledged, and `resume` resends everything
+after the last id the widget saw, so a reconnect loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import secrets
+from collections import defaultdict
+from typing import Annotated, Any, ClassVar, Literal
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from channels.base import Capabilities, Channel
+from hub.messages import Event, Inbound, Outbound
+
+log = logging.getLogger(__name__)
+
+_VISITOR = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+
+
+class WebOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_frame_bytes: int = 64_000
+
+
+class _Frame(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class MessageFrame(_Frame):
+    type: Literal["message"]
+    client_id: str | None = Field(default=None, max_length=64)
+    text: str = Field(min_length=1, max_length=4000)
+
+
+class PostbackFrame(_Frame):
+    type: Literal["postback"]
+    payload: str = Field(min_length=1, max_length=1000)
+    title: str | None = Field(default=None, max_length=200)
+
+
+class ResumeFrame(_Frame):
+    type: Literal["resume"]
+    after: int | str | None = None
+
+
+class TypingFrame(_Frame):
+    type: Literal["typing"]
+    on: bool = True
+
+
+ClientFrame = Annotated[
+    MessageFrame | PostbackFrame | ResumeFrame | TypingFrame, Field(discriminator="type")
+]
+_frames: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
+
+
+def message_frame(message: Outbound) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "id": str(message.message_id),
+        "sender": message.sender.value,
+        "text": message.text,
+        "buttons": [b.model_dump() for b in message.buttons],
+        "attachments": [a.model_dump(mode="json") for a in message.attachments],
+        "created_at": message.created_at.isoformat(),
+    }
+
+
+class _Socket:
+    """One open widget connection; sends are serialized so frames never interleave."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self.websocket = websocket
+        self.lock = asyncio.Lock()
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        async with self.lock:
+            await self.websocket.send_json(frame)
+
+
+class WebChannel(Channel):
+    type: ClassVar[str] = "web"
+    capabilities: ClassVar[Capabilities] = Capabilities(buttons=True, images=True)
+    Options: ClassVar[type[BaseModel]] = WebOptions
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sockets: defaultdict[str, set[_Socket]] = defaultdict(set)
+
+    @property
+    def path(self) -> str:
+        return "/channels/web/ws" if self.name == "web" else f"/channels/web/{self.name}/ws"
+
+    def router(self) -> APIRouter:
+        router = APIRouter(tags=[f"channel {self.name}"])
+        router.add_api_websocket_route(self.path, self.connect)
+        return router
+
+    async def send(self, message: Outbound) -> None:
+        """Push to every open tab of the visitor. With none open, the message waits in the
+        store and reaches the widget with its next `resume`."""
+        for socket in list(self.sockets.get(message.recipient_id, ())):
+            try:
+                await socket.send(message_frame(message))
+            except (WebSocketDisconnect, RuntimeError):
+                self.sockets[message.recipient_id].discard(socket)
+
+    async def connect(self, websocket: WebSocket) -> None:
+        visitor = websocket.query_params.get("visitor") or ""
+        if not _VISITOR.match(visitor):
+            visitor = secrets.token_urlsafe(16)  # missing or unusable: the widget keeps this one
+        await websocket.accept()
+        socket = _Socket(websocket)
+        self.sockets[visitor].add(socket)
+        try:
+            conversation_id = await self.receiver.current_conversation(self.name, visitor)
+            await socket.send(
+                {
+                    "type": "hello",
+                    "visitor": visitor,
+                    "conversation_id": str(conversation_id) if conversation_id else None,
+                }
+            )
+            while True:
+                raw = await websocket.receive_text()
+                await self.handle(socket, visitor, raw)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            self.sockets[visitor].discard(socket)
+            if not self.sockets[visitor]:
+                del self.sockets[visitor]
+
+    async def handle(self, socket: _Socket, visitor: str, raw: str) -> None:
+        if len(raw.encode()) > self.options.max_frame_bytes:
+            await socket.send({"type": "error", "error": "frame too large"})
+            return
+        try:
+            frame = _frames.validate_python(json.loads(raw))
+        except json.JSONDecodeError:
+            await socket.send({"type": "error", "error": "frames are JSON objects"})
+            return
+        except ValidationError as e:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc'][1:]) or 'type'}: {err['msg']}"
+                for err in e.errors()
+            )
+            await socket.send({"type": "error", "error": f"invalid frame: {problems}"})
+            return
+        if isinstance(frame, MessageFrame):
+            await self.receive_message(socket, visitor, frame)
+        elif isinstance(frame, PostbackFrame):
+            inbound = Inbound(
+                channel=self.name,
+                sender_id=visitor,
+                text=frame.title or frame.payload,
+                postback=frame.payload,
+            )
+            await self.receiver.receive(inbound)
+        elif isinstance(frame, ResumeFrame):
+            await self.resume(socket, visitor, frame.after)
+        elif isinstance(frame, TypingFrame):
+            conversation_id = await self.receiver.current_conversation(self.name, visitor)
+            if conversation_id is not None:
+                await self.receiver.publish(
+                    Event(
+                        type="conversation.typing",
+                        conversation_id=conversation_id,
+                        data={"sender": "contact", "on": frame.on},
+                    )
+                )
+
+    async def receive_message(self, socket: _Socket, visitor: str, frame: MessageFrame) -> None:
+        async def ack(message_id: int) -> None:
+            await socket.send({"type": "ack", "client_id": frame.client_id, "id": str(message_id)})
+
+        inbound = Inbound(
+            channel=self.name,
+            sender_id=visitor,
+            # a resend of the same client_id (after a reconnect) is the same message
+            channel_message_id=f"{visitor}:{frame.client_id}" if frame.client_id else None,
+            text=frame.text,
+        )
+        await self.receiver.receive(inbound, on_stored=ack)
+
+    async def resume(self, socket: _Socket, visitor: str, after: int | str | None) -> None:
+        try:
+            after_id = int(after or 0)
+        except ValueError:
+            await socket.send({"type": "error", "error": "resume.after must be a message id"})
+            return
+        for message in await self.receiver.history(self.name, visitor, after_id):
+            with contextlib.suppress(WebSocketDisconnect):
+                await socket.send(message_frame(message))

@@ -1,0 +1,216 @@
+"""The composition root: the only place where implementations are chosen and wired together.
+
+`Hub` holds the running parts and is the `Receiver` every channel talks to; `create_app`
+puts it behind FastAPI with the channels' endpoints and the inbox API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from channels.base import ChannelConfigError
+from channels.registry import build_channels
+from flows import FlowEngine, load_flows
+from hub.bus import InProcessBus
+from hub.conversations import Conversations
+from hub.fallback import Fallback
+from hub.limits import BodySizeLimit
+from hub.messages import Event, Inbound, Outbound, Status, utcnow
+from hub.outbox import Outbox
+from hub.pipeline import Pipeline
+from hub.ports import Classifier, FlowRunner
+from hub.settings import Settings, SettingsError
+from hub.status import InvalidTransition
+from hub.store import CursorError, Database, Store
+from nlu import IntentClassifier, TrainingData
+
+log = logging.getLogger(__name__)
+
+
+def model_dir(settings: Settings) -> Path:
+    return settings.data_dir / "models" / "nlu"
+
+
+def train_classifier(settings: Settings, force: bool = False) -> IntentClassifier:
+    """The bot's classifier: loaded when saved from the same data and settings, else trained
+    and saved (so `kefu run` trains only when the NLU data changed)."""
+    data = TrainingData.load(settings.bot.path / "nlu")
+    threshold = settings.bot.nlu_threshold
+    path = model_dir(settings)
+    if not force and path.exists():
+        try:
+            saved = IntentClassifier.load(path)
+            same_threshold = threshold == "auto" or saved.threshold == float(threshold)
+            if saved.fingerprint == data.fingerprint() and same_threshold:
+                return saved
+        except Exception as e:  # an old or damaged model is simply trained again
+            log.warning("retraining: the saved model at %s can't be used (%s)", path, e)
+    classifier = IntentClassifier.train(data, threshold=threshold)
+    classifier.save(path)
+    return classifier
+
+
+def load_flow_engine(settings: Settings) -> FlowEngine:
+    return FlowEngine(load_flows(settings.bot.path / "flows"), settings.bot.language)
+
+
+class Hub:
+    """The running hub: store, bus, channels, outbox and the pipeline."""
+
+    def __init__(self, settings: Settings, classifier: Classifier, flows: FlowRunner) -> None:
+        self.settings = settings
+        self.db = Database(settings.database_url)
+        self.store = Store(self.db)
+        self.bus = InProcessBus()
+        try:
+            self.channels = build_channels(
+                ((c.name, c.type, c.options) for c in settings.enabled_channels), self
+            )
+        except ChannelConfigError as e:
+            raise SettingsError(str(e)) from e
+        self.outbox = Outbox(self.store, self.bus, self.channels)
+        self.conversations = Conversations(
+            self.store, self.bus, self.outbox, self.channels, settings.bot.language
+        )
+        self.classifier = classifier
+        self.pipeline = Pipeline(
+            store=self.store,
+            conversations=self.conversations,
+            channels=self.channels,
+            classifier=classifier,
+            flows=flows,
+            fallback=Fallback(settings.bot.fallback.handoff_after, settings.bot.language),
+            handoff_intents=settings.bot.handoff_intents,
+            default_language=settings.bot.language,
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # ---- the Receiver port (what channels call) ----------------------------------------
+
+    async def receive(
+        self, inbound: Inbound, on_stored: Callable[[int], Awaitable[None]] | None = None
+    ) -> list[Outbound]:
+        return await self.pipeline.receive(inbound, on_stored)
+
+    async def history(self, channel: str, sender_id: str, after_id: int) -> list[Outbound]:
+        conversation = await self.store.contact_conversation(channel, sender_id)
+        if conversation is None or conversation.id is None:
+            return []
+        messages = await self.store.messages(conversation.id, after_id, 1000, private=False)
+        return [await self.conversations.outbound(m, sender_id) for m in messages]
+
+    async def current_conversation(self, channel: str, sender_id: str) -> int | None:
+        conversation = await self.store.contact_conversation(channel, sender_id)
+        return conversation.id if conversation else None
+
+    async def publish(self, event: Event) -> None:
+        await self.bus.publish(event)
+
+    # ---- life cycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for channel in self.channels.values():
+            await channel.start()
+        resent = await self.conversations.resend_queued()
+        if resent:
+            log.info("outbox: %d queued messages from before the restart sent again", resent)
+        self._tasks.append(asyncio.create_task(self._wake_snoozed()))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for channel in self.channels.values():
+            await channel.stop()
+        await self.outbox.close()
+        await self.db.close()
+
+    async def _wake_snoozed(self, every: float = 30.0) -> None:
+        while True:
+            for conversation in await self.store.due_snoozes(utcnow()):
+                with contextlib.suppress(InvalidTransition):
+                    await self.conversations.transition(
+                        conversation, Status.OPEN, "system", reason="snooze ended"
+                    )
+            await asyncio.sleep(every)
+
+    async def ready(self) -> dict[str, Any]:
+        """What /readyz reports: each dependency ok or the error."""
+        checks: dict[str, Any] = {"model": "ok" if self.classifier is not None else "missing"}
+        try:
+            await self.db.ping()
+            checks["database"] = "ok"
+        except Exception as e:
+            checks["database"] = f"{type(e).__name__}: {e}"
+        if self.settings.redis_url:
+            try:
+                import redis.asyncio as aioredis
+
+                client = aioredis.from_url(self.settings.redis_url)
+                await client.ping()
+                await client.aclose()
+                checks["redis"] = "ok"
+            except Exception as e:
+                checks["redis"] = f"{type(e).__name__}: {e}"
+        return checks
+
+
+def create_app(
+    settings: Settings,
+    classifier: Classifier | None = None,
+    flows: FlowRunner | None = None,
+) -> FastAPI:
+    """The ASGI app. Pass `classifier`/`flows` to reuse ones already loaded (tests, chat)."""
+    from hub.inbox import events, routes  # the inbox imports app-level dependencies
+
+    hub = Hub(
+        settings,
+        classifier if classifier is not None else train_classifier(settings),
+        flows if flows is not None else load_flow_engine(settings),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await hub.start()
+        try:
+            yield
+        finally:
+            await hub.stop()
+
+    app = FastAPI(title="Kefu Hub", version="0.1.0", lifespan=lifespan)
+    app.state.hub = hub
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    for channel in hub.channels.values():
+        router = channel.router()
+        if router is not None:
+            app.include_router(router)
+    app.include_router(routes.router)
+    app.include_router(events.router)
+
+    @app.exception_handler(InvalidTransition)
+    async def _conflict(request: Request, exc: InvalidTransition) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(CursorError)
+    async def _bad_cursor(request: Request, exc: CursorError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"])
+    async def readyz() -> JSONResponse:
+        checks = await hub.ready()
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse({"ready": ok, **checks}, status_code=200 if ok else 503)
+
+    return app

@@ -1,0 +1,230 @@
+"""`kefu`: run the hub, train and check the bot, manage agents (`python -m hub` is the same)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+from hub.settings import Settings, SettingsError, load_settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    settings = load_settings(args.config)
+    if getattr(args, "bot", None):
+        overrides["bot"] = settings.bot.model_copy(update={"path": Path(args.bot)})
+    return settings.model_copy(update=overrides) if overrides else settings
+
+
+async def _migrate(settings: Settings) -> None:
+    from hub.store import Database, migrate
+
+    db = Database(settings.database_url)
+    try:
+        await migrate(db)
+    finally:
+        await db.close()
+
+
+async def _demo_admin(settings: Settings) -> None:
+    """On an empty database, create an admin and print the password this once."""
+    from hub.auth import hash_password
+    from hub.store import Database, Store
+
+    db = Database(settings.database_url)
+    try:
+        store = Store(db)
+        if await store.count_agents() == 0:
+            password = secrets.token_urlsafe(12)
+            await store.create_agent(
+                "admin@example.com", "Demo Admin", hash_password(password), role="admin"
+            )
+            print(
+                "\n  Demo admin created (shown only this once):\n"
+                f"    email:    admin@example.com\n    password: {password}\n",
+                flush=True,
+            )
+    finally:
+        await db.close()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from hub.app import create_app, train_classifier
+
+    settings = _settings(args)
+    asyncio.run(_migrate(settings))
+    classifier = train_classifier(settings)
+    asyncio.run(_demo_admin(settings))
+    app = create_app(settings, classifier=classifier)
+    print(f"Kefu Hub on http://{args.host}:{args.port}  (bot: {settings.bot.path})", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", ws_max_size=1_000_000)
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    asyncio.run(_migrate(_settings(args)))
+    print("database schema is up to date")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from hub.app import model_dir, train_classifier
+
+    settings = _settings(args)
+    classifier = train_classifier(settings, force=True)
+    print(f"trained {len(classifier.intents)} intents -> {model_dir(settings)}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from flows import FlowError, load_flows
+    from nlu import NluDataError, TrainingData
+
+    settings = _settings(args)
+    errors: list[str] = []
+    intents: set[str] = set()
+    try:
+        intents = set(TrainingData.load(settings.bot.path / "nlu").intents)
+    except NluDataError as e:
+        errors += e.errors
+    try:
+        flows = load_flows(settings.bot.path / "flows")
+    except FlowError as e:
+        errors += e.errors
+        flows = {}
+    if intents:
+        for item in flows.values():
+            for intent in item.flow.trigger.intents:
+                if intent not in intents:
+                    errors.append(f"{item.source}: intent {intent!r} is not in the NLU data")
+    for error in errors:
+        print(error)
+    if errors:
+        print(f"{len(errors)} error(s)", file=sys.stderr)
+        return 1
+    print(f"ok: {len(flows)} flows, {len(intents)} intents")
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from hub.testing import TestBot
+
+    settings = _settings(args)
+
+    async def chat() -> None:
+        async with TestBot.running(settings) as bot:
+            print("Talk to the bot (Ctrl-D to leave). /human asks for a person.")
+            while True:
+                try:
+                    line = await asyncio.to_thread(input, "you> ")
+                except EOFError:
+                    return
+                for reply in await bot.say(line):
+                    print(f"{reply.sender.value}> {reply.text}")
+                    for button in reply.buttons:
+                        print(f"        [{button.title}] -> {button.payload}")
+
+    asyncio.run(chat())
+    return 0
+
+
+def cmd_agent_create(args: argparse.Namespace) -> int:
+    from hub.auth import ROLES, hash_password
+    from hub.store import Database, Store
+
+    if args.role not in ROLES:
+        print(f"role must be one of {', '.join(ROLES)}", file=sys.stderr)
+        return 2
+    settings = _settings(args)
+
+    async def create() -> int:
+        await _migrate(settings)
+        db = Database(settings.database_url)
+        try:
+            store = Store(db)
+            if await store.agent_by_email(args.email):
+                print(f"an agent with email {args.email} already exists", file=sys.stderr)
+                return 1
+            agent = await store.create_agent(
+                args.email,
+                args.name or args.email.split("@")[0],
+                hash_password(args.password),
+                role=args.role,
+                teams=args.team or [],
+            )
+            print(f"agent {agent.id} created: {agent.email} ({agent.role})")
+            return 0
+        finally:
+            await db.close()
+
+    return asyncio.run(create())
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import runpy
+
+    script = Path("bench/rest_bench.py")
+    if not script.exists():
+        print("kefu bench runs from the repository root (bench/rest_bench.py)", file=sys.stderr)
+        return 2
+    sys.argv = [str(script), *args.rest]
+    runpy.run_path(str(script), run_name="__main__")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="kefu", description="Kefu Hub customer-service hub")
+    p.add_argument("--config", help="config file (default: $KEFU_CONFIG or ./config.yaml)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def command(name: str, func: Any, help: str, bot: bool = True) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help)
+        sp.set_defaults(func=func)
+        sp.add_argument("--config", default=argparse.SUPPRESS, help="config file")
+        if bot:
+            sp.add_argument("--bot", help="bot folder (overrides bot.path)")
+        return sp
+
+    run = command("run", cmd_run, "migrate, train if needed, and serve")
+    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--port", type=int, default=8000)
+    command("migrate", cmd_migrate, "apply database migrations", bot=False)
+    command("train", cmd_train, "train the bot's NLU model")
+    command("check", cmd_check, "validate the bot folder; exit 1 on any error")
+    command("chat", cmd_chat, "talk to the bot in the terminal")
+    agent = sub.add_parser("agent", help="manage agents")
+    agent_sub = agent.add_subparsers(dest="agent_command", required=True)
+    create = agent_sub.add_parser("create", help="create an agent")
+    create.set_defaults(func=cmd_agent_create)
+    create.add_argument("--config", default=argparse.SUPPRESS)
+    create.add_argument("--email", required=True)
+    create.add_argument("--password", required=True)
+    create.add_argument("--name")
+    create.add_argument("--role", default="agent", help="admin, agent or designer")
+    create.add_argument("--team", action="append", help="team name (repeatable)")
+    bench = command("bench", cmd_bench, "run the benchmarks (from the repository root)", bot=False)
+    bench.add_argument("rest", nargs=argparse.REMAINDER)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except SettingsError as e:
+        print(f"configuration error:\n{e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

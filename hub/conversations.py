@@ -1,0 +1,218 @@
+"""What happens to a conversation: messages posted, status changes, handoffs, assignment.
+
+The pipeline (customer side) and the inbox API (agent side) both act through this one place,
+so every change is stored, audited and published the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from hub.messages import Delivery, Event, Handoff, Outbound, Reply, Sender, Status, utcnow
+from hub.outbox import Outbox
+from hub.ports import Bus, Channel
+from hub.status import check_transition
+from hub.store import Conversation, Message, Store
+from hub.texts import text
+
+
+def message_view(message: Message) -> dict[str, Any]:
+    """A stored message as the inbox API and the events socket show it."""
+    return {
+        "id": message.id,
+        "conversation_id": message.conversation_id,
+        "direction": message.direction,
+        "sender": str(message.sender_type),
+        "agent_id": message.agent_id,
+        "kind": str(message.kind),
+        "text": message.text,
+        "buttons": message.payload.get("buttons", []),
+        "attachments": message.payload.get("attachments", []),
+        "nlu": message.payload.get("nlu"),
+        "private": message.private,
+        "delivery": message.delivery,
+        "delivery_error": message.delivery_error,
+        "created_at": message.created_at.isoformat(),
+    }
+
+
+class Conversations:
+    def __init__(
+        self,
+        store: Store,
+        bus: Bus,
+        outbox: Outbox,
+        channels: Mapping[str, Channel],
+        default_language: str = "en",
+    ) -> None:
+        self.store, self.bus, self.outbox, self.channels = store, bus, outbox, channels
+        self.default_language = default_language
+
+    # ---- messages -----------------------------------------------------------------------
+
+    async def post(
+        self,
+        conversation: Conversation,
+        reply: Reply,
+        *,
+        reply_to: Message | None = None,
+        agent_id: int | None = None,
+        private: bool = False,
+        inline: bool = False,
+    ) -> tuple[Message, Outbound | None]:
+        """Store a message and send it: through the outbox, or `inline` in the HTTP response
+        to the customer's message (the caller delivers it). A private note is never sent.
+        Returns the stored message and, unless private, what goes to the channel."""
+        payload: dict[str, Any] = {}
+        if reply.buttons:
+            payload["buttons"] = [b.model_dump() for b in reply.buttons]
+        if reply.attachments:
+            payload["attachments"] = [a.model_dump(mode="json") for a in reply.attachments]
+        message = await self.store.add_message(
+            conversation,
+            reply.sender,
+            reply.text,
+            payload=payload,
+            agent_id=agent_id,
+            reply_to_id=reply_to.id if reply_to else None,
+            private=private,
+            delivery=Delivery.SENT if inline else Delivery.QUEUED,
+        )
+        await self.publish("message.created", conversation, message_view(message))
+        if private:
+            return message, None
+        outbound = await self.outbound(message)
+        if not inline:
+            self.outbox.enqueue(outbound)
+        return message, outbound
+
+    async def outbound(self, message: Message, recipient_id: str | None = None) -> Outbound:
+        if recipient_id is None:
+            conversation = await self.store.get_conversation(message.conversation_id)
+            assert conversation is not None
+            contact = await self.store.get_contact(conversation.contact_id)
+            assert contact is not None
+            recipient_id = contact.external_id
+        assert message.id is not None
+        return Outbound(
+            message_id=message.id,
+            conversation_id=message.conversation_id,
+            channel=message.channel,
+            recipient_id=recipient_id,
+            sender=Sender(message.sender_type),
+            text=message.text,
+            buttons=tuple(message.payload.get("buttons", ())),
+            attachments=tuple(message.payload.get("attachments", ())),
+            created_at=message.created_at,
+        )
+
+    async def resend_queued(self) -> int:
+        """Queue again what a stopped process left undelivered; returns how many."""
+        pending = await self.store.undelivered()
+        for message in pending:
+            self.outbox.enqueue(await self.outbound(message))
+        return len(pending)
+
+    # ---- status -------------------------------------------------------------------------
+
+    async def transition(
+        self,
+        conversation: Conversation,
+        target: Status,
+        actor: str,
+        reason: str | None = None,
+        **fields: Any,
+    ) -> Conversation:
+        """Move to `target` if the status machine allows it (else InvalidTransition)."""
+        assert conversation.id is not None
+        source = Status(conversation.status)
+        check_transition(source, target)
+        changes: dict[str, Any] = {"status": target, **fields}
+        if target != Status.SNOOZED:
+            changes.setdefault("snooze_until", None)
+        if target == Status.BOT:
+            # The bot starts afresh: no half-finished flow, no stale handoff note or agent.
+            changes.update(flow_state={}, handoff=None, assignee_id=None, resolved_at=None)
+        elif target == Status.PENDING:
+            changes.setdefault("assignee_id", None)
+        elif target == Status.RESOLVED:
+            changes.update(resolved_at=utcnow(), flow_state={})
+        updated = await self.store.update_conversation(conversation.id, **changes)
+        await self.store.audit(
+            actor,
+            "status",
+            conversation.id,
+            source=source.value,
+            target=target.value,
+            reason=reason,
+        )
+        await self.publish(
+            "conversation.status_changed",
+            updated,
+            {
+                "from": source.value,
+                "to": target.value,
+                "reason": reason,
+                "actor": actor,
+                "assignee_id": updated.assignee_id,
+            },
+        )
+        return updated
+
+    async def handoff(
+        self, conversation: Conversation, handoff: Handoff, reply_to: Message | None, inline: bool
+    ) -> tuple[Conversation, Outbound | None]:
+        """To a human: pending, with the note; the customer is told someone is coming."""
+        summary = handoff.summary or await self.summary(conversation)
+        note = handoff.model_copy(update={"summary": summary}).model_dump()
+        fields: dict[str, Any] = {"handoff": note}
+        if handoff.team:
+            fields["team"] = handoff.team
+        if handoff.priority:
+            fields["priority"] = handoff.priority
+        conversation = await self.transition(
+            conversation, Status.PENDING, "bot", reason=handoff.reason, **fields
+        )
+        notice = Reply(
+            text=text("handoff", conversation.language, self.default_language),
+            sender=Sender.SYSTEM,
+        )
+        _, outbound = await self.post(conversation, notice, reply_to=reply_to, inline=inline)
+        return conversation, outbound
+
+    async def summary(self, conversation: Conversation, limit: int = 5) -> str:
+        """The customer's last few messages, for the agent's first read."""
+        assert conversation.id is not None
+        texts = await self.store.recent_customer_texts(conversation.id, limit)
+        joined = " / ".join(t for t in texts if t)
+        return joined if len(joined) <= 300 else joined[:299] + "…"
+
+    async def assign(
+        self,
+        conversation: Conversation,
+        actor: str,
+        agent_id: int | None = None,
+        team: str | None = None,
+    ) -> Conversation:
+        """Give the conversation to an agent (who then has it: open) and/or a team."""
+        assert conversation.id is not None
+        fields: dict[str, Any] = {}
+        if team is not None:
+            fields["team"] = team
+        if agent_id is not None:
+            fields["assignee_id"] = agent_id
+            if conversation.status in (Status.BOT, Status.PENDING, Status.RESOLVED):
+                conversation = await self.transition(
+                    conversation, Status.OPEN, actor, reason="assigned", **fields
+                )
+        if fields:
+            conversation = await self.store.update_conversation(conversation.id, **fields)
+        await self.store.audit(actor, "assign", conversation.id, agent_id=agent_id, team=team)
+        await self.publish(
+            "conversation.assigned", conversation, {"agent_id": agent_id, "team": team}
+        )
+        return conversation
+
+    async def publish(self, kind: str, conversation: Conversation, data: dict[str, Any]) -> None:
+        assert conversation.id is not None
+        await self.bus.publish(Event(type=kind, conversation_id=conversation.id, data=data))

@@ -1,0 +1,181 @@
+"""The inbox API: agents log in, list and read conversations, reply, assign, change status."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query
+
+from hub.auth import DUMMY_HASH, hash_password, issue_token, needs_rehash, verify_password
+from hub.conversations import message_view
+from hub.inbox.deps import CurrentAgent, HubDep
+from hub.inbox.schemas import (
+    AssignBody,
+    LoginBody,
+    ReplyBody,
+    StatusBody,
+    Token,
+    agent_view,
+    conversation_view,
+)
+from hub.messages import Reply, Sender, Status, utcnow
+from hub.store import Conversation, ConversationFilter, ConversationRow
+
+router = APIRouter(prefix="/api/v1", tags=["inbox"])
+
+
+@router.post("/auth/login")
+async def login(body: LoginBody, hub: HubDep) -> Token:
+    agent = await hub.store.agent_by_email(body.email)
+    if agent is None or not agent.active:
+        verify_password(DUMMY_HASH, body.password)  # same time as a wrong password
+        raise HTTPException(401, "wrong email or password")
+    if not verify_password(agent.password_hash, body.password):
+        raise HTTPException(401, "wrong email or password")
+    assert agent.id is not None
+    if needs_rehash(agent.password_hash):
+        await hub.store.set_password_hash(agent.id, hash_password(body.password))
+    return Token(access_token=issue_token(agent.id, agent.role, hub.settings.jwt_secret()))
+
+
+@router.get("/me")
+async def me(agent: CurrentAgent) -> dict[str, Any] | None:
+    return agent_view(agent)
+
+
+async def _views(hub: HubDep, rows: list[ConversationRow]) -> list[dict[str, Any]]:
+    ids = [r.conversation.assignee_id for r in rows if r.conversation.assignee_id]
+    agents = await hub.store.agents_by_ids(ids)
+    return [conversation_view(r, agents) for r in rows]
+
+
+@router.get("/conversations")
+async def list_conversations(
+    hub: HubDep,
+    agent: CurrentAgent,
+    status: Annotated[
+        str | None, Query(description="one status or several, comma-separated")
+    ] = None,
+    assignee: Annotated[str | None, Query(description="an agent id, `me` or `none`")] = None,
+    team: str | None = None,
+    channel: str | None = None,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 25,
+) -> dict[str, Any]:
+    statuses = [s for s in (status or "").split(",") if s]
+    for s in statuses:
+        if s not in Status.__members__.values():
+            raise HTTPException(422, f"unknown status {s!r}; one of: {', '.join(Status)}")
+    where = ConversationFilter(status=statuses, team=team, channel=channel, q=q)
+    if assignee == "me":
+        where = ConversationFilter(**{**where.__dict__, "assignee_id": agent.id})
+    elif assignee == "none":
+        where = ConversationFilter(**{**where.__dict__, "unassigned": True})
+    elif assignee:
+        if not assignee.isdigit():
+            raise HTTPException(422, "assignee is an agent id, `me` or `none`")
+        where = ConversationFilter(**{**where.__dict__, "assignee_id": int(assignee)})
+    rows, next_cursor = await hub.store.list_conversations(where, cursor, limit)
+    return {"items": await _views(hub, rows), "next_cursor": next_cursor}
+
+
+async def _conversation(hub: HubDep, conversation_id: int) -> Conversation:
+    conversation = await hub.store.get_conversation(conversation_id)
+    if conversation is None:
+        raise HTTPException(404, f"conversation {conversation_id} not found")
+    return conversation
+
+
+async def _view(hub: HubDep, conversation_id: int) -> dict[str, Any]:
+    row = await hub.store.conversation_row(conversation_id)
+    if row is None:
+        raise HTTPException(404, f"conversation {conversation_id} not found")
+    return (await _views(hub, [row]))[0]
+
+
+@router.get("/conversations/{conversation_id}")
+async def get_conversation(
+    conversation_id: int, hub: HubDep, agent: CurrentAgent
+) -> dict[str, Any]:
+    return await _view(hub, conversation_id)
+
+
+@router.get("/conversations/{conversation_id}/messages")
+async def list_messages(
+    conversation_id: int,
+    hub: HubDep,
+    agent: CurrentAgent,
+    after: Annotated[int, Query(ge=0, description="only messages with a larger id")] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    await _conversation(hub, conversation_id)
+    messages = await hub.store.messages(conversation_id, after, limit + 1)
+    more = len(messages) > limit
+    messages = messages[:limit]
+    return {
+        "items": [message_view(m) for m in messages],
+        "next_cursor": str(messages[-1].id) if more and messages else None,
+    }
+
+
+@router.post("/conversations/{conversation_id}/messages", status_code=201)
+async def reply(
+    conversation_id: int, body: ReplyBody, hub: HubDep, agent: CurrentAgent
+) -> dict[str, Any]:
+    """Send a reply to the customer through the conversation's channel, or keep a private note.
+    A public reply means a human has the conversation: it becomes `open` (the bot goes quiet)."""
+    conversation = await _conversation(hub, conversation_id)
+    actor = f"agent:{agent.id}"
+    if not body.private and conversation.status != Status.OPEN:
+        assignee = conversation.assignee_id or agent.id
+        conversation = await hub.conversations.transition(
+            conversation, Status.OPEN, actor, reason="agent replied", assignee_id=assignee
+        )
+    message, _ = await hub.conversations.post(
+        conversation,
+        Reply(text=body.text, sender=Sender.AGENT),
+        agent_id=agent.id,
+        private=body.private,
+    )
+    return message_view(message)
+
+
+@router.post("/conversations/{conversation_id}/assign")
+async def assign(
+    conversation_id: int, body: AssignBody, hub: HubDep, agent: CurrentAgent
+) -> dict[str, Any]:
+    conversation = await _conversation(hub, conversation_id)
+    if body.agent_id is None and body.team is None:
+        raise HTTPException(422, "give agent_id, team, or both")
+    if body.agent_id is not None:
+        target = await hub.store.get_agent(body.agent_id)
+        if target is None or not target.active:
+            raise HTTPException(422, f"no active agent with id {body.agent_id}")
+    await hub.conversations.assign(
+        conversation, f"agent:{agent.id}", agent_id=body.agent_id, team=body.team
+    )
+    return await _view(hub, conversation_id)
+
+
+@router.post("/conversations/{conversation_id}/status")
+async def set_status(
+    conversation_id: int, body: StatusBody, hub: HubDep, agent: CurrentAgent
+) -> dict[str, Any]:
+    conversation = await _conversation(hub, conversation_id)
+    fields: dict[str, Any] = {}
+    if body.status == Status.SNOOZED:
+        if body.snooze_until is not None:
+            if body.snooze_until.tzinfo is None:
+                raise HTTPException(422, "snooze_until needs a timezone, e.g. 2026-01-01T09:00Z")
+            if body.snooze_until <= utcnow():
+                raise HTTPException(422, "snooze_until is in the past")
+        fields["snooze_until"] = body.snooze_until
+    elif body.snooze_until is not None:
+        raise HTTPException(422, "snooze_until goes only with status snoozed")
+    if body.status == Status.OPEN and conversation.assignee_id is None:
+        fields["assignee_id"] = agent.id  # whoever opens it has it
+    await hub.conversations.transition(
+        conversation, body.status, f"agent:{agent.id}", reason="agent", **fields
+    )
+    return await _view(hub, conversation_id)

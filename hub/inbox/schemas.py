@@ -1,0 +1,85 @@
+"""Request bodies and response views of the inbox API (DESIGN.md section 4)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.conversations import message_view
+from hub.messages import Status
+from hub.store import Agent, ConversationRow
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoginBody(Body):
+    email: str = Field(min_length=3, max_length=255)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class Token(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+
+
+class ReplyBody(Body):
+    text: str = Field(min_length=1, max_length=10_000)
+    private: bool = False
+
+
+class AssignBody(Body):
+    agent_id: int | None = None
+    team: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class StatusBody(Body):
+    status: Status
+    snooze_until: datetime | None = None
+
+
+def agent_view(agent: Agent | None) -> dict[str, Any] | None:
+    if agent is None:
+        return None
+    return {
+        "id": agent.id,
+        "email": agent.email,
+        "name": agent.name,
+        "role": agent.role,
+        "teams": agent.teams,
+        "presence": agent.presence,
+    }
+
+
+def conversation_view(row: ConversationRow, agents: dict[int, Agent]) -> dict[str, Any]:
+    c, contact = row.conversation, row.contact
+
+    def when(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "id": c.id,
+        "status": str(c.status),
+        "channel": c.channel,
+        "contact": {
+            "id": contact.id,
+            "external_id": contact.external_id,
+            "name": contact.name,
+            "language": contact.language,
+        },
+        "assignee": agent_view(agents.get(c.assignee_id)) if c.assignee_id else None,
+        "team": c.team,
+        "labels": c.labels,
+        "priority": c.priority,
+        "language": c.language,
+        "handoff": c.handoff,
+        "last_message": message_view(row.last_message) if row.last_message else None,
+        "last_message_at": when(c.last_message_at),
+        "created_at": when(c.created_at),
+        "first_response_at": when(c.first_response_at),
+        "resolved_at": when(c.resolved_at),
+        "snooze_until": when(c.snooze_until),
+    }

@@ -1,0 +1,148 @@
+"""Channel-neutral message types: what a channel hands the core and what the core hands back.
+
+A channel module turns a platform payload into one `Inbound`; the pipeline answers with `Reply`
+objects, stores them, and gives them to the channel as `Outbound` for delivery. These types carry
+no platform names: everything platform-specific stays in `channels/`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware (SQLModel rejects naive datetimes)."""
+    return datetime.now(UTC)
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Status(StrEnum):
+    """Who has the conversation (contract values)."""
+
+    BOT = "bot"
+    PENDING = "pending"  # waiting for a human
+    OPEN = "open"  # a human has it
+    SNOOZED = "snoozed"
+    RESOLVED = "resolved"
+
+
+class Sender(StrEnum):
+    CONTACT = "contact"
+    BOT = "bot"
+    AGENT = "agent"
+    SYSTEM = "system"
+
+
+class Kind(StrEnum):
+    TEXT = "text"
+    IMAGE = "image"
+    FILE = "file"
+    AUDIO = "audio"
+    VIDEO = "video"
+    LOCATION = "location"
+    BUTTONS = "buttons"
+    EVENT = "event"
+
+
+class Delivery(StrEnum):
+    QUEUED = "queued"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class Button(Frozen):
+    title: str
+    payload: str
+
+
+class Attachment(Frozen):
+    kind: Kind
+    url: str
+    name: str | None = None
+    mime_type: str | None = None
+
+
+class Inbound(Frozen):
+    """One customer message, normalized by its channel."""
+
+    channel: str  # the channel instance's name in config.yaml, e.g. "web"
+    sender_id: str  # the customer's id on that channel
+    channel_message_id: str | None = None  # the platform's id, for dedupe
+    text: str = ""
+    postback: str | None = None  # the payload of a button the customer pressed, e.g. "/human"
+    kind: Kind = Kind.TEXT
+    payload: dict[str, Any] = Field(default_factory=dict)  # platform extras, e.g. a location
+    attachments: tuple[Attachment, ...] = ()
+    sender_name: str | None = None
+    language: str | None = None  # when the platform tells us
+    received_at: datetime = Field(default_factory=utcnow)
+
+
+class Reply(Frozen):
+    """What the bot (or the hub itself) wants to say; rendered in the conversation's language."""
+
+    text: str
+    sender: Sender = Sender.BOT
+    buttons: tuple[Button, ...] = ()
+    attachments: tuple[Attachment, ...] = ()
+
+
+class Outbound(Frozen):
+    """A stored message on its way to a customer through a channel."""
+
+    message_id: int
+    conversation_id: int
+    channel: str
+    recipient_id: str  # the contact's id on the channel
+    sender: Sender
+    text: str
+    buttons: tuple[Button, ...] = ()
+    attachments: tuple[Attachment, ...] = ()
+    created_at: datetime
+    reply_to: str | None = None  # the channel message id this answers, when there is one
+
+
+class Understanding(Frozen):
+    """What the bot understood of a customer message (NLU result or an explicit `/intent`)."""
+
+    text: str
+    intent: str | None = None  # None: out of scope or below the threshold
+    confidence: float = 0.0
+    entities: tuple[dict[str, Any], ...] = ()
+    ranking: tuple[tuple[str, float], ...] = ()
+    language: str | None = None
+    explicit: bool = False  # came from a `/intent{json}` payload, not from the classifier
+
+    def entity(self, name: str) -> Any:
+        """The value of the first entity called `name`, or None."""
+        return next((e.get("value") for e in self.entities if e.get("entity") == name), None)
+
+
+class Handoff(Frozen):
+    """Why and with what a conversation goes to a human: the agent's first read."""
+
+    reason: str  # "customer_request", "flow", "fallback", "flow_failure"
+    intent: str | None = None
+    team: str | None = None
+    note: str | None = None
+    priority: str | None = None
+    slots: dict[str, Any] = Field(default_factory=dict)
+    summary: str = ""
+
+
+class Event(Frozen):
+    """An event on the bus; the inbox WebSocket forwards these (contract shape)."""
+
+    type: str  # conversation.created | conversation.status_changed | conversation.assigned | ...
+    conversation_id: int
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    def wire(self) -> dict[str, Any]:
+        return {"type": self.type, "conversation_id": self.conversation_id, "data": self.data}

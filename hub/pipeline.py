@@ -1,0 +1,152 @@
+"""The one path: a customer's message in, the bot's answer or a human out.
+
+    dedupe -> understand -> store -> who speaks? -> bot turn (flows, fallback) -> replies | handoff
+
+Read `Pipeline.receive` top to bottom; everything it calls is one step of that line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from hub.conversations import Conversations, message_view
+from hub.fallback import Fallback
+from hub.locks import KeyedLocks
+from hub.messages import Handoff, Inbound, Outbound, Status, Understanding
+from hub.ports import Channel, Classifier, FlowResult, FlowRunner, TurnContext
+from hub.status import BOT_SPEAKS
+from hub.store import Conversation, Message, Store
+from hub.understanding import understand
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        conversations: Conversations,
+        channels: Mapping[str, Channel],
+        classifier: Classifier,
+        flows: FlowRunner,
+        fallback: Fallback,
+        handoff_intents: Sequence[str],
+        default_language: str,
+    ) -> None:
+        self.store, self.conversations, self.channels = store, conversations, channels
+        self.classifier, self.flows, self.fallback = classifier, flows, fallback
+        self.handoff_intents = frozenset(handoff_intents)
+        self.default_language = default_language
+        self.locks = KeyedLocks()
+
+    async def receive(
+        self, inbound: Inbound, on_stored: Callable[[int], Awaitable[None]] | None = None
+    ) -> list[Outbound]:
+        """Store one customer message and answer it. Returns the bot's replies to it (empty
+        while a human has the conversation); `on_stored` is told the message id once stored."""
+        # One conversation's messages are handled one at a time, in order.
+        async with self.locks.hold((inbound.channel, inbound.sender_id)):
+            # 1. A redelivery stores nothing new and gets the first answer again.
+            seen = await self.find_duplicate(inbound)
+            if seen is not None:
+                assert seen.id is not None
+                if on_stored:
+                    await on_stored(seen.id)
+                return await self.replies_to(seen)
+
+            # 2. Understand it, and store it with what was understood.
+            understanding = understand(inbound, self.classifier)
+            payload = {**inbound.payload, "nlu": understanding.model_dump(mode="json")}
+            if inbound.postback:
+                payload["postback"] = inbound.postback
+            recorded = await self.store.record_inbound(inbound, payload)
+            if recorded is None:  # the same message raced in through another request
+                return await self.receive(inbound, on_stored)
+            conversation, message, created = recorded
+            assert message.id is not None
+            if on_stored:
+                await on_stored(message.id)
+            if created:
+                await self.conversations.publish("conversation.created", conversation, {})
+            await self.conversations.publish("message.created", conversation, message_view(message))
+
+            # 3. Who speaks is the server's decision, not the bot's.
+            conversation = await self.wake(conversation)
+            if conversation.status not in BOT_SPEAKS:
+                return []  # a human has it: message.created has reached the inbox
+
+            # 4. The bot's turn: handoff request, else the flows, else the fallback chain.
+            language = self.reply_language(conversation, understanding)
+            context = TurnContext(
+                understanding=understanding,
+                language=language,
+                conversation_id=message.conversation_id,
+            )
+            if understanding.intent in self.handoff_intents:
+                turn = FlowResult(
+                    handled=True,
+                    handoff=Handoff(
+                        reason="customer_request",
+                        intent=understanding.intent,
+                        slots=conversation.flow_state.get("slots", {}),
+                    ),
+                )
+            else:
+                turn = await self.flows.run(conversation.flow_state, context)
+                if not turn.handled:
+                    turn = self.fallback.answer(conversation.flow_state, context)
+
+            # 5. Say what the bot says; hand over if it hands over; remember where it is.
+            return await self.conclude(conversation, message, turn, language)
+
+    async def find_duplicate(self, inbound: Inbound) -> Message | None:
+        if not inbound.channel_message_id:
+            return None
+        return await self.store.find_inbound(inbound.channel, inbound.channel_message_id)
+
+    async def replies_to(self, message: Message) -> list[Outbound]:
+        assert message.id is not None
+        return [
+            await self.conversations.outbound(m) for m in await self.store.replies_to(message.id)
+        ]
+
+    async def wake(self, conversation: Conversation) -> Conversation:
+        """A customer writing again reopens a resolved conversation to the bot, and wakes a
+        snoozed one for its agent."""
+        if conversation.status == Status.RESOLVED:
+            return await self.conversations.transition(
+                conversation, Status.BOT, "contact", reason="customer wrote again"
+            )
+        if conversation.status == Status.SNOOZED:
+            return await self.conversations.transition(
+                conversation, Status.OPEN, "contact", reason="customer wrote again"
+            )
+        return conversation
+
+    def reply_language(self, conversation: Conversation, understanding: Understanding) -> str:
+        """The customer's language: this message's if it tells, else the conversation's."""
+        return understanding.language or conversation.language or self.default_language
+
+    async def conclude(
+        self, conversation: Conversation, message: Message, turn: FlowResult, language: str
+    ) -> list[Outbound]:
+        assert conversation.id is not None
+        inline = self.channels[conversation.channel].capabilities.inline_replies
+        fields: dict[str, Any] = {"flow_state": turn.state}
+        if language != conversation.language:
+            fields["language"] = language
+        conversation = await self.store.update_conversation(conversation.id, **fields)
+        replies = []
+        for reply in turn.replies:
+            _, sent = await self.conversations.post(
+                conversation, reply, reply_to=message, inline=inline
+            )
+            if sent is not None:
+                replies.append(sent)
+        if turn.handoff is not None:
+            _, notice = await self.conversations.handoff(
+                conversation, turn.handoff, reply_to=message, inline=inline
+            )
+            if notice is not None:
+                replies.append(notice)
+        return replies

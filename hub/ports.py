@@ -1,0 +1,122 @@
+"""Ports: the small interfaces the core talks through. Implementations live outside the core
+(channels/, nlu/, flows/, knowledge/) and are wired in by hub/app.py only."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from hub.messages import Event, Handoff, Inbound, Outbound, Reply, Understanding
+
+
+class ParseResult(Protocol):
+    """What a classifier returns (the shape of nlu.Parse)."""
+
+    @property
+    def intent(self) -> str | None: ...
+    @property
+    def confidence(self) -> float: ...
+    @property
+    def entities(self) -> Sequence[dict[str, Any]]: ...
+    @property
+    def ranking(self) -> Sequence[tuple[str, float]]: ...
+    @property
+    def language(self) -> str: ...
+
+
+class Classifier(Protocol):
+    """Intent classification and entity extraction for one message."""
+
+    def parse(self, text: str) -> ParseResult: ...
+
+
+@dataclass(frozen=True)
+class TurnContext:
+    """What a flow may read during one bot turn."""
+
+    understanding: Understanding
+    language: str  # the reply language
+    conversation_id: int
+    contact: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FlowResult:
+    """A flow engine's answer to one customer message."""
+
+    handled: bool  # False: no flow fits; the fallback chain answers
+    replies: tuple[Reply, ...] = ()
+    handoff: Handoff | None = None
+    state: dict[str, Any] = field(default_factory=dict)  # saved with the conversation
+
+
+class FlowRunner(Protocol):
+    """Runs the bot designer's flows for one customer message."""
+
+    async def run(self, state: dict[str, Any], context: TurnContext) -> FlowResult: ...
+
+
+class Subscription(Protocol):
+    def __aiter__(self) -> AsyncIterator[Event]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class Bus(Protocol):
+    """Events to whoever listens (agents' sockets, automations)."""
+
+    async def publish(self, event: Event) -> None: ...
+
+    def subscribe(self) -> Subscription:
+        """Events published from this call on (registered before it returns)."""
+        ...
+
+
+class Receiver(Protocol):
+    """What a channel calls: the hub's side of every channel."""
+
+    async def receive(
+        self, inbound: Inbound, on_stored: Callable[[int], Awaitable[None]] | None = None
+    ) -> list[Outbound]:
+        """Store and answer one customer message; returns the bot's replies to it."""
+        ...
+
+    async def history(self, channel: str, sender_id: str, after_id: int) -> list[Outbound]:
+        """Every message of the contact's current conversation after `after_id` (no notes)."""
+        ...
+
+    async def current_conversation(self, channel: str, sender_id: str) -> int | None: ...
+
+    async def publish(self, event: Event) -> None: ...
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a channel can show; the core renders replies within these."""
+
+    buttons: bool = False
+    images: bool = False
+    markdown: bool = False
+    max_text_length: int | None = None
+    # Bot replies go back in the HTTP response to the customer's message (REST), not the outbox.
+    inline_replies: bool = False
+
+
+class DeliveryError(Exception):
+    """A channel could not deliver a message. `retryable` False: trying again won't help."""
+
+    def __init__(self, message: str, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class Channel(Protocol):
+    """One configured channel instance, as the core sees it."""
+
+    name: str
+    capabilities: Capabilities
+
+    async def send(self, message: Outbound) -> None:
+        """Deliver a stored message to the customer; raise DeliveryError when it can't."""
+        ...

@@ -1,0 +1,186 @@
+"""Settings: config.yaml, `${VAR}` interpolation, and environment overrides.
+
+Precedence: environment (`DATABASE_URL`, `REDIS_URL`, `KEFU_SECRET_KEY`, `KEFU_DATA_DIR`) over
+config.yaml over defaults. `KEFU_CONFIG` names the config file (default `./config.yaml`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class SettingsError(Exception):
+    """The configuration can't be used; the message says where and why."""
+
+
+class ChannelConfig(BaseModel):
+    """One channel instance; keys other than these are the channel type's own settings."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    type: str
+    enabled: bool = True
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class FallbackSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    knowledge: bool = True
+    clarify: bool = True
+    handoff_after: int = Field(default=2, ge=1)
+
+
+class BotSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: Path = Path("examples/shop")
+    language: str = "zh"
+    nlu_threshold: Literal["auto"] | float = "auto"
+    fallback: FallbackSettings = FallbackSettings()
+    handoff_intents: list[str] = ["human"]
+
+    @field_validator("nlu_threshold")
+    @classmethod
+    def _threshold_in_range(cls, v: Literal["auto"] | float) -> Literal["auto"] | float:
+        if v != "auto" and not 0.0 <= float(v) <= 1.0:
+            raise ValueError("must be 'auto' or a number in [0, 1]")
+        return v
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="forbid", populate_by_name=True)
+
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///data/kefu.db", validation_alias="DATABASE_URL"
+    )
+    redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
+    secret_key: str | None = Field(default=None, validation_alias="KEFU_SECRET_KEY")
+    data_dir: Path = Field(default=Path("data"), validation_alias="KEFU_DATA_DIR")
+    max_body_bytes: int = 1_000_000
+    bot: BotSettings = BotSettings()
+    channels: list[ChannelConfig] = [
+        ChannelConfig(name="web", type="web"),
+        ChannelConfig(name="rest", type="rest"),
+    ]
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (env_settings, init_settings)  # the environment overrides config.yaml
+
+    @field_validator("channels")
+    @classmethod
+    def _unique_names(cls, channels: list[ChannelConfig]) -> list[ChannelConfig]:
+        seen: set[str] = set()
+        for c in channels:
+            if c.name in seen:
+                raise ValueError(f"two channels are named {c.name!r}; names must be unique")
+            seen.add(c.name)
+        return channels
+
+    @property
+    def enabled_channels(self) -> list[ChannelConfig]:
+        return [c for c in self.channels if c.enabled]
+
+    def jwt_secret(self) -> str:
+        """KEFU_SECRET_KEY, or a key generated once and kept in the data folder."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+
+def interpolate(tree: Any, env: Mapping[str, str], where: str = "") -> tuple[Any, list[str]]:
+    """Replace `${VAR}` (or `${VAR:-default}`) in every string; returns (tree, unset names)."""
+    missing: list[str] = []
+    if isinstance(tree, str):
+
+        def sub(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            missing.append(f"{where}: ${{{name}}} is not set")
+            return m.group(0)
+
+        return _VAR.sub(sub, tree), missing
+    if isinstance(tree, list):
+        out = []
+        for i, item in enumerate(tree):
+            label = f"{where}[{i}]"
+            if isinstance(item, dict) and "name" in item:
+                label = f"{where}[{i}] (channel {item['name']!r})"
+            value, errs = interpolate(item, env, label)
+            out.append(value)
+            missing += errs
+        return out, missing
+    if isinstance(tree, dict):
+        result = {}
+        for key, value in tree.items():
+            result[key], errs = interpolate(value, env, f"{where}.{key}" if where else str(key))
+            missing += errs
+        return result, missing
+    return tree, missing
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read config.yaml (if there is one), interpolate `${VAR}`, apply the environment."""
+    env = os.environ
+    path = Path(path or env.get("KEFU_CONFIG") or "config.yaml")
+    raw: dict[str, Any] = {}
+    if path.exists():
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise SettingsError(f"{path}: not valid YAML: {e}") from e
+        if not isinstance(raw, dict):
+            raise SettingsError(f"{path}: the top level must be a mapping")
+    elif path != Path("config.yaml"):
+        raise SettingsError(f"{path}: no such config file")
+    # A disabled channel may keep unset variables: it is skipped before interpolation.
+    channels = raw.get("channels")
+    if isinstance(channels, list):
+        raw["channels"] = [
+            c for c in channels if not (isinstance(c, dict) and c.get("enabled") is False)
+        ]
+    raw, missing = interpolate(raw, env)
+    if missing:
+        raise SettingsError("\n".join(f"{path}: {m}" for m in missing))
+    bot = raw.get("bot")
+    if isinstance(bot, dict) and "path" in bot and not Path(bot["path"]).is_absolute():
+        bot["path"] = str(path.parent / bot["path"])
+    raw.update(overrides)
+    try:
+        return Settings(**raw)
+    except ValidationError as e:
+        lines = [
+            f"{path}: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
+        ]
+        raise SettingsError("\n".join(lines)) from e

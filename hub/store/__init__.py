@@ -1,0 +1,21 @@
+"""Persistence: SQLModel tables, the async store, Alembic migrations."""
+
+from hub.store.database import Database
+from hub.store.migrate import migrate
+from hub.store.models import Agent, AuditLog, CannedResponse, Contact, Conversation, Message
+from hub.store.store import ConversationFilter, ConversationRow, CursorError, Store
+
+__all__ = [
+    "Agent",
+    "AuditLog",
+    "CannedResponse",
+    "Contact",
+    "Conversation",
+    "ConversationFilter",
+    "ConversationRow",
+    "CursorError",
+    "Database",
+    "Message",
+    "Store",
+    "migrate",
+]

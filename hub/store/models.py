@@ -1,0 +1,102 @@
+"""Tables (DESIGN.md section 3). Schema changes go through Alembic: see migrations/."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, String, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from hub.messages import Delivery, Kind, Sender, Status, utcnow
+from hub.store.types import UTCDateTime
+
+
+def _json(default: type = dict) -> Any:
+    return Field(default_factory=default, sa_column=Column(JSON, nullable=False))
+
+
+class Contact(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("channel", "external_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=64)
+    external_id: str = Field(max_length=255)
+    name: str | None = Field(default=None, max_length=255)
+    language: str | None = Field(default=None, max_length=16)
+    attributes: dict[str, Any] = _json()
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Agent(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=255, unique=True)
+    name: str = Field(max_length=255)
+    password_hash: str = Field(max_length=255)
+    role: str = Field(default="agent", max_length=16)  # admin | agent | designer
+    teams: list[str] = _json(list)
+    capacity: int = 10  # max open conversations
+    presence: str = Field(default="offline", max_length=16)
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Conversation(SQLModel, table=True):
+    __table_args__ = (Index("ix_conversation_listing", "last_message_at", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    channel: str = Field(max_length=64, index=True)
+    status: Status = Field(default=Status.BOT, sa_type=String(16), index=True)
+    assignee_id: int | None = Field(default=None, foreign_key="agent.id", index=True)
+    team: str | None = Field(default=None, max_length=64, index=True)
+    labels: list[str] = _json(list)
+    priority: str | None = Field(default=None, max_length=16)
+    language: str | None = Field(default=None, max_length=16)
+    flow_state: dict[str, Any] = _json()  # active flow, step, slots, retries, fallbacks
+    handoff: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    snooze_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    first_response_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_message_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Message(SQLModel, table=True):
+    __table_args__ = (
+        UniqueConstraint("channel", "channel_message_id"),
+        Index("ix_message_conversation", "conversation_id", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id")
+    channel: str = Field(max_length=64)
+    direction: str = Field(max_length=3)  # in | out
+    sender_type: Sender = Field(sa_type=String(16))
+    agent_id: int | None = Field(default=None, foreign_key="agent.id")
+    kind: Kind = Field(default=Kind.TEXT, sa_type=String(16))
+    text: str = ""
+    payload: dict[str, Any] = _json()  # buttons, attachments, NLU result of a customer message
+    channel_message_id: str | None = Field(default=None, max_length=255)
+    reply_to_id: int | None = Field(default=None, foreign_key="message.id", index=True)
+    private: bool = False
+    delivery: Delivery | None = Field(default=None, sa_type=String(16), index=True)
+    delivery_error: str | None = None
+    attempts: int = 0
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class CannedResponse(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    short_code: str = Field(max_length=64, unique=True)
+    text: str
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class AuditLog(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int | None = Field(default=None, foreign_key="conversation.id", index=True)
+    actor: str = Field(max_length=64)  # "agent:<id>", "bot", "system", "contact"
+    action: str = Field(max_length=64)
+    data: dict[str, Any] = _json()
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -1,0 +1,412 @@
+"""The async store: every read and write the hub makes, in SQL you can find in one place."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
+from hub.messages import Delivery, Inbound, Kind, Sender, Status, utcnow
+from hub.store.database import Database
+from hub.store.models import Agent, AuditLog, CannedResponse, Contact, Conversation, Message
+
+
+class CursorError(ValueError):
+    """A pagination cursor that this store did not hand out."""
+
+
+@dataclass(frozen=True)
+class ConversationFilter:
+    status: Sequence[str] = ()
+    assignee_id: int | None = None
+    unassigned: bool = False
+    team: str | None = None
+    channel: str | None = None
+    q: str | None = None
+
+
+@dataclass(frozen=True)
+class ConversationRow:
+    """A conversation with what a list shows beside it."""
+
+    conversation: Conversation
+    contact: Contact
+    last_message: Message | None
+
+
+def _encode_cursor(when: datetime, ident: int) -> str:
+    return base64.urlsafe_b64encode(f"{when.isoformat()}|{ident}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        when, ident = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        return datetime.fromisoformat(when), int(ident)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CursorError("invalid cursor") from e
+
+
+class Store:
+    """Contacts, conversations, messages, agents. Returns detached rows (no lazy loading)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # ---- the customer's side ------------------------------------------------------------
+
+    async def find_inbound(self, channel: str, channel_message_id: str) -> Message | None:
+        async with self.db.read() as s:
+            query = select(Message).where(
+                Message.channel == channel, Message.channel_message_id == channel_message_id
+            )
+            return (await s.exec(query)).first()
+
+    async def record_inbound(
+        self, inbound: Inbound, payload: dict[str, Any]
+    ) -> tuple[Conversation, Message, bool] | None:
+        """Store a customer message with its contact and conversation, in one transaction.
+
+        Returns (conversation, message, conversation_created), or None when the channel
+        message id was already stored (a redelivery that raced past `find_inbound`)."""
+        try:
+            async with self.db.transaction() as s:
+                contact = await self._contact(s, inbound)
+                query = (
+                    select(Conversation)
+                    .where(Conversation.contact_id == contact.id)
+                    .order_by(col(Conversation.id).desc())
+                )
+                conversation = (await s.exec(query)).first()
+                created = conversation is None
+                if conversation is None:
+                    assert contact.id is not None
+                    conversation = Conversation(
+                        contact_id=contact.id, channel=inbound.channel, language=contact.language
+                    )
+                conversation.last_message_at = utcnow()
+                s.add(conversation)
+                await s.flush()
+                assert conversation.id is not None
+                message = Message(
+                    conversation_id=conversation.id,
+                    channel=inbound.channel,
+                    direction="in",
+                    sender_type=Sender.CONTACT,
+                    kind=inbound.kind,
+                    text=inbound.text,
+                    payload=payload,
+                    channel_message_id=inbound.channel_message_id,
+                    created_at=inbound.received_at,
+                )
+                s.add(message)
+                await s.flush()
+                return conversation, message, created
+        except IntegrityError:
+            if inbound.channel_message_id and await self.find_inbound(
+                inbound.channel, inbound.channel_message_id
+            ):
+                return None
+            raise
+
+    async def _contact(self, s: Any, inbound: Inbound) -> Contact:
+        query = select(Contact).where(
+            Contact.channel == inbound.channel, Contact.external_id == inbound.sender_id
+        )
+        contact = (await s.exec(query)).first()
+        if contact is None:
+            contact = Contact(
+                channel=inbound.channel,
+                external_id=inbound.sender_id,
+                name=inbound.sender_name,
+                language=inbound.language,
+            )
+            s.add(contact)
+            await s.flush()
+        elif inbound.sender_name and contact.name != inbound.sender_name:
+            contact.name = inbound.sender_name
+            s.add(contact)
+        return contact
+
+    async def contact_conversation(self, channel: str, external_id: str) -> Conversation | None:
+        """The contact's current (latest) conversation on a channel, if any."""
+        async with self.db.read() as s:
+            query = (
+                select(Conversation)
+                .join(Contact, col(Contact.id) == col(Conversation.contact_id))
+                .where(Contact.channel == channel, Contact.external_id == external_id)
+                .order_by(col(Conversation.id).desc())
+            )
+            return (await s.exec(query)).first()
+
+    async def replies_to(self, message_id: int) -> list[Message]:
+        async with self.db.read() as s:
+            query = (
+                select(Message)
+                .where(Message.reply_to_id == message_id, col(Message.private).is_(False))
+                .order_by(col(Message.id))
+            )
+            return list((await s.exec(query)).all())
+
+    # ---- messages -----------------------------------------------------------------------
+
+    async def add_message(
+        self,
+        conversation: Conversation,
+        sender: Sender,
+        text: str,
+        *,
+        payload: dict[str, Any] | None = None,
+        kind: Kind = Kind.TEXT,
+        agent_id: int | None = None,
+        reply_to_id: int | None = None,
+        private: bool = False,
+        delivery: Delivery | None = Delivery.QUEUED,
+    ) -> Message:
+        """Store an outgoing message (bot, agent, system) or a private note."""
+        assert conversation.id is not None
+        async with self.db.transaction() as s:
+            message = Message(
+                conversation_id=conversation.id,
+                channel=conversation.channel,
+                direction="out",
+                sender_type=sender,
+                agent_id=agent_id,
+                kind=kind,
+                text=text,
+                payload=payload or {},
+                reply_to_id=reply_to_id,
+                private=private,
+                delivery=None if private else delivery,
+            )
+            s.add(message)
+            fresh = await s.get(Conversation, conversation.id)
+            if fresh is not None and not private:
+                fresh.last_message_at = message.created_at
+                if sender == Sender.AGENT and fresh.first_response_at is None:
+                    fresh.first_response_at = message.created_at
+                s.add(fresh)
+            await s.flush()
+            return message
+
+    async def messages(
+        self, conversation_id: int, after_id: int = 0, limit: int = 100, private: bool = True
+    ) -> list[Message]:
+        async with self.db.read() as s:
+            query = select(Message).where(
+                Message.conversation_id == conversation_id, col(Message.id) > after_id
+            )
+            if not private:
+                query = query.where(col(Message.private).is_(False))
+            query = query.order_by(col(Message.id)).limit(limit)
+            return list((await s.exec(query)).all())
+
+    async def get_message(self, message_id: int) -> Message | None:
+        async with self.db.read() as s:
+            return await s.get(Message, message_id)
+
+    async def set_delivery(
+        self, message_id: int, delivery: Delivery, error: str | None = None
+    ) -> Message | None:
+        async with self.db.transaction() as s:
+            message = await s.get(Message, message_id)
+            if message is None:
+                return None
+            message.delivery = delivery
+            message.delivery_error = error
+            message.attempts += 1
+            s.add(message)
+            return message
+
+    async def undelivered(self, limit: int = 1000) -> list[Message]:
+        """Messages still queued for a channel (the outbox's work after a restart)."""
+        async with self.db.read() as s:
+            query = (
+                select(Message)
+                .where(Message.delivery == Delivery.QUEUED)
+                .order_by(col(Message.id))
+                .limit(limit)
+            )
+            return list((await s.exec(query)).all())
+
+    # ---- conversations ------------------------------------------------------------------
+
+    async def get_conversation(self, conversation_id: int) -> Conversation | None:
+        async with self.db.read() as s:
+            return await s.get(Conversation, conversation_id)
+
+    async def get_contact(self, contact_id: int) -> Contact | None:
+        async with self.db.read() as s:
+            return await s.get(Contact, contact_id)
+
+    async def update_conversation(self, conversation_id: int, **fields: Any) -> Conversation:
+        async with self.db.transaction() as s:
+            conversation = await s.get(Conversation, conversation_id)
+            if conversation is None:
+                raise LookupError(f"conversation {conversation_id} not found")
+            for name, value in fields.items():
+                setattr(conversation, name, value)
+            s.add(conversation)
+            return conversation
+
+    async def list_conversations(
+        self, where: ConversationFilter, cursor: str | None = None, limit: int = 25
+    ) -> tuple[list[ConversationRow], str | None]:
+        """Newest activity first; `cursor` continues after the last row of the previous page."""
+        query = select(Conversation, Contact).join(
+            Contact, col(Contact.id) == col(Conversation.contact_id)
+        )
+        if where.status:
+            query = query.where(col(Conversation.status).in_(list(where.status)))
+        if where.assignee_id is not None:
+            query = query.where(Conversation.assignee_id == where.assignee_id)
+        if where.unassigned:
+            query = query.where(col(Conversation.assignee_id).is_(None))
+        if where.team:
+            query = query.where(Conversation.team == where.team)
+        if where.channel:
+            query = query.where(Conversation.channel == where.channel)
+        if where.q:
+            like = f"%{where.q}%"
+            has_text = (
+                select(Message.id)
+                .where(
+                    Message.conversation_id == Conversation.id,
+                    col(Message.text).ilike(like),
+                )
+                .exists()
+            )
+            query = query.where(
+                or_(col(Contact.name).ilike(like), col(Contact.external_id).ilike(like), has_text)
+            )
+        if cursor:
+            when, ident = _decode_cursor(cursor)
+            query = query.where(
+                or_(
+                    col(Conversation.last_message_at) < when,
+                    (col(Conversation.last_message_at) == when) & (col(Conversation.id) < ident),
+                )
+            )
+        query = query.order_by(
+            col(Conversation.last_message_at).desc(), col(Conversation.id).desc()
+        ).limit(limit + 1)
+        async with self.db.read() as s:
+            pairs = list((await s.exec(query)).all())
+            more = len(pairs) > limit
+            pairs = pairs[:limit]
+            latest = await self._last_messages(s, [c.id for c, _ in pairs if c.id is not None])
+        rows = [ConversationRow(c, contact, latest.get(c.id or 0)) for c, contact in pairs]
+        next_cursor = None
+        if more and pairs:
+            last = pairs[-1][0]
+            assert last.id is not None
+            next_cursor = _encode_cursor(last.last_message_at, last.id)
+        return rows, next_cursor
+
+    async def conversation_row(self, conversation_id: int) -> ConversationRow | None:
+        async with self.db.read() as s:
+            conversation = await s.get(Conversation, conversation_id)
+            if conversation is None:
+                return None
+            contact = await s.get(Contact, conversation.contact_id)
+            assert contact is not None
+            latest = await self._last_messages(s, [conversation_id])
+            return ConversationRow(conversation, contact, latest.get(conversation_id))
+
+    async def _last_messages(self, s: Any, ids: list[int]) -> dict[int, Message]:
+        if not ids:
+            return {}
+        newest = (
+            select(func.max(Message.id))
+            .where(col(Message.conversation_id).in_(ids), col(Message.private).is_(False))
+            .group_by(col(Message.conversation_id))
+        )
+        rows = (await s.exec(select(Message).where(col(Message.id).in_(newest)))).all()
+        return {m.conversation_id: m for m in rows}
+
+    async def recent_customer_texts(self, conversation_id: int, limit: int = 5) -> list[str]:
+        async with self.db.read() as s:
+            query = (
+                select(Message.text)
+                .where(
+                    Message.conversation_id == conversation_id,
+                    Message.sender_type == Sender.CONTACT,
+                )
+                .order_by(col(Message.id).desc())
+                .limit(limit)
+            )
+            return list(reversed((await s.exec(query)).all()))
+
+    async def due_snoozes(self, now: datetime) -> list[Conversation]:
+        async with self.db.read() as s:
+            query = select(Conversation).where(
+                Conversation.status == Status.SNOOZED,
+                col(Conversation.snooze_until).is_not(None),
+                col(Conversation.snooze_until) <= now,
+            )
+            return list((await s.exec(query)).all())
+
+    async def audit(
+        self, actor: str, action: str, conversation_id: int | None = None, **data: Any
+    ) -> None:
+        async with self.db.transaction() as s:
+            s.add(AuditLog(actor=actor, action=action, conversation_id=conversation_id, data=data))
+
+    # ---- agents -------------------------------------------------------------------------
+
+    async def create_agent(
+        self,
+        email: str,
+        name: str,
+        password_hash: str,
+        role: str = "agent",
+        teams: Sequence[str] = (),
+        capacity: int = 10,
+    ) -> Agent:
+        async with self.db.transaction() as s:
+            agent = Agent(
+                email=email.lower(),
+                name=name,
+                password_hash=password_hash,
+                role=role,
+                teams=list(teams),
+                capacity=capacity,
+            )
+            s.add(agent)
+            await s.flush()
+            return agent
+
+    async def agent_by_email(self, email: str) -> Agent | None:
+        async with self.db.read() as s:
+            return (await s.exec(select(Agent).where(Agent.email == email.lower()))).first()
+
+    async def get_agent(self, agent_id: int) -> Agent | None:
+        async with self.db.read() as s:
+            return await s.get(Agent, agent_id)
+
+    async def agents_by_ids(self, ids: Sequence[int]) -> dict[int, Agent]:
+        if not ids:
+            return {}
+        async with self.db.read() as s:
+            rows = (await s.exec(select(Agent).where(col(Agent.id).in_(list(ids))))).all()
+            return {a.id: a for a in rows if a.id is not None}
+
+    async def set_password_hash(self, agent_id: int, password_hash: str) -> None:
+        async with self.db.transaction() as s:
+            agent = await s.get(Agent, agent_id)
+            if agent is not None:
+                agent.password_hash = password_hash
+                s.add(agent)
+
+    async def count_agents(self) -> int:
+        async with self.db.read() as s:
+            return int((await s.exec(select(func.count(col(Agent.id))))).one())
+
+    async def canned_responses(self) -> list[CannedResponse]:
+        async with self.db.read() as s:
+            return list((await s.exec(select(CannedResponse))).all())

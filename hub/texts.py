@@ -1,0 +1,25 @@
+"""What the hub itself says to customers, in each language it knows (the bot's own words
+come from the bot folder). Picked by the conversation's language, then the default."""
+
+from __future__ import annotations
+
+TEXTS: dict[str, dict[str, str]] = {
+    "handoff": {
+        "en": "I'm passing you to a human colleague. Someone will be with you shortly.",
+        "zh": "正在为您转接人工客服，请稍候。",
+    },
+    "fallback": {
+        "en": "Sorry, I didn't understand that. Could you rephrase it?",
+        "zh": "抱歉，我没有理解您的意思，可以换个说法吗？",
+    },
+    "talk_to_human": {"en": "Talk to a human", "zh": "转人工"},
+}
+
+
+def text(key: str, language: str | None, default_language: str = "en") -> str:
+    """The hub's text `key` in `language`, else the default language, else English."""
+    variants = TEXTS[key]
+    for lang in (language, default_language, "en"):
+        if lang and lang in variants:
+            return variants[lang]
+    return next(iter(variants.values()))
