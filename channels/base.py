@@ -7,6 +7,7 @@ delivers stored messages back with `send()`. It declares what it can show in `ca
 
 from __future__ import annotations
 
+import builtins
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
@@ -32,7 +33,7 @@ class Channel(ABC):
 
     type: ClassVar[str]
     capabilities: ClassVar[Capabilities] = Capabilities()
-    Options: ClassVar[type[BaseModel]] = NoOptions  # the type's own keys in config.yaml
+    Options: ClassVar[builtins.type[BaseModel]] = NoOptions  # the type's own keys in config.yaml
 
     def __init__(self, name: str, options: dict[str, Any], receiver: Receiver) -> None:
         self.name = name
@@ -50,10 +51,10 @@ class Channel(ABC):
         """HTTP and WebSocket endpoints of this instance (mounted at the app's root)."""
         return None
 
-    async def start(self) -> None:
+    async def start(self) -> None:  # noqa: B027 - most channels have no background work
         """Begin background work (pollers, sockets to the platform)."""
 
-    async def stop(self) -> None:
+    async def stop(self) -> None:  # noqa: B027
         """End background work."""
 
     @abstractmethod

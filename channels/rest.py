@@ -11,6 +11,7 @@ fail visibly otherwise. `metadata.message_id`, when given, makes redeliveries id
 
 from __future__ import annotations
 
+import builtins
 from typing import Any, ClassVar
 
 import httpx
@@ -55,7 +56,7 @@ class RestChannel(Channel):
     capabilities: ClassVar[Capabilities] = Capabilities(
         buttons=True, images=True, inline_replies=True
     )
-    Options: ClassVar[type[BaseModel]] = RestOptions
+    Options: ClassVar[builtins.type[BaseModel]] = RestOptions
 
     def router(self) -> APIRouter:
         router = APIRouter(tags=[f"channel {self.name}"])

@@ -1,6 +1,7 @@
 """The web chat widget's channel: a WebSocket per browser tab (DESIGN.md section 4).
 
-    /channels/web/ws?visitor=<id>      (the instance named `web`; another named X: /channels/web/X/ws)
+    /channels/web/ws?visitor=<id>     (the instance named `web`)
+    /channels/web/X/ws?visitor=<id>   (another web instance, named X)
 
 Server frames: hello, ack, message, typing, error. Client frames: message, postback, resume,
 typing. Every message is stored before it is acknowledged, and `resume` resends everything
@@ -10,6 +11,7 @@ after the last id the widget saw, so a reconnect loses nothing.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import json
 import logging
@@ -94,7 +96,7 @@ class _Socket:
 class WebChannel(Channel):
     type: ClassVar[str] = "web"
     capabilities: ClassVar[Capabilities] = Capabilities(buttons=True, images=True)
-    Options: ClassVar[type[BaseModel]] = WebOptions
+    Options: ClassVar[builtins.type[BaseModel]] = WebOptions
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -82,20 +82,21 @@ def load_file(path: Path) -> tuple[list[LoadedFlow], list[str]]:
         tree = YAML(typ="rt").load(path.read_text(encoding="utf-8"))
     except MarkedYAMLError as e:
         mark = e.problem_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else f"{path}:1:1"
-        return [], [f"{where}: invalid YAML: {e.problem}"]
+        at = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else f"{path}:1:1"
+        return [], [f"{at}: invalid YAML: {e.problem}"]
     if tree is None:
         return [], []
     if not isinstance(tree, CommentedMap) or not isinstance(tree.get("flows"), CommentedMap):
         line, column = _position(tree, ("flows",))
         return [], [f"{path}:{line}:{column}: a flow file is a mapping with a `flows:` mapping"]
-    loaded, errors = [], []
+    loaded: list[LoadedFlow] = []
+    errors: list[str] = []
     for key in tree:
         if key != "flows":
             line, column = _position(tree, (key,))
             errors.append(f"{path}:{line}:{column}: unknown top-level key {key!r}")
     for name, body in tree["flows"].items():
-        where = ("flows", name)
+        where: tuple[str, ...] = ("flows", name)
         try:
             flow = Flow.model_validate(body)
         except ValidationError as e:

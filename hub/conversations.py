@@ -195,19 +195,20 @@ class Conversations:
         team: str | None = None,
     ) -> Conversation:
         """Give the conversation to an agent (who then has it: open) and/or a team."""
-        assert conversation.id is not None
+        conversation_id = conversation.id
+        assert conversation_id is not None
         fields: dict[str, Any] = {}
         if team is not None:
             fields["team"] = team
         if agent_id is not None:
             fields["assignee_id"] = agent_id
-            if conversation.status in (Status.BOT, Status.PENDING, Status.RESOLVED):
-                conversation = await self.transition(
-                    conversation, Status.OPEN, actor, reason="assigned", **fields
-                )
-        if fields:
-            conversation = await self.store.update_conversation(conversation.id, **fields)
-        await self.store.audit(actor, "assign", conversation.id, agent_id=agent_id, team=team)
+        if agent_id is not None and conversation.status != Status.OPEN:
+            conversation = await self.transition(
+                conversation, Status.OPEN, actor, reason="assigned", **fields
+            )
+        elif fields:
+            conversation = await self.store.update_conversation(conversation_id, **fields)
+        await self.store.audit(actor, "assign", conversation_id, agent_id=agent_id, team=team)
         await self.publish(
             "conversation.assigned", conversation, {"agent_id": agent_id, "team": team}
         )

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -18,11 +18,13 @@ class ParseResult(Protocol):
     @property
     def confidence(self) -> float: ...
     @property
-    def entities(self) -> Sequence[dict[str, Any]]: ...
+    def entities(self) -> Sequence[Mapping[str, Any]]: ...
     @property
     def ranking(self) -> Sequence[tuple[str, float]]: ...
     @property
-    def language(self) -> str: ...
+    def language(self) -> str:
+        """ "zh", "en", ... or "und" when the text doesn't tell (digits, emoji)."""
+        ...
 
 
 class Classifier(Protocol):
@@ -114,8 +116,10 @@ class DeliveryError(Exception):
 class Channel(Protocol):
     """One configured channel instance, as the core sees it."""
 
-    name: str
-    capabilities: Capabilities
+    @property
+    def name(self) -> str: ...
+    @property
+    def capabilities(self) -> Capabilities: ...
 
     async def send(self, message: Outbound) -> None:
         """Deliver a stored message to the customer; raise DeliveryError when it can't."""

@@ -51,5 +51,5 @@ def understand(inbound: Inbound, classifier: Classifier) -> Understanding:
         confidence=float(parse.confidence),
         entities=tuple(dict(e) for e in parse.entities),
         ranking=tuple((name, float(score)) for name, score in parse.ranking[:5]),
-        language=parse.language,
+        language=None if parse.language == "und" else parse.language,
     )

@@ -12,4 +12,11 @@ from nlu.data import NluDataError, TrainingData
 from nlu.language import detect_language
 from nlu.tokenize import tokenize
 
-__all__ = ["IntentClassifier", "NluDataError", "Parse", "TrainingData", "detect_language", "tokenize"]
+__all__ = [
+    "IntentClassifier",
+    "NluDataError",
+    "Parse",
+    "TrainingData",
+    "detect_language",
+    "tokenize",
+]

@@ -105,6 +105,10 @@ class IntentClassifier:
         below which about ``target_false_reject`` of in-scope examples fall, bounded to
         [MIN_THRESHOLD, MAX_THRESHOLD]; a float sets it as is.
         """
+        if threshold != "auto" and not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be 'auto' or within [0, 1], not {threshold!r}")
+        if not 0.0 < target_false_reject < 1.0:
+            raise ValueError(f"target_false_reject must be in (0, 1), not {target_false_reject}")
         texts = [text for text, _ in data.examples]
         labels = [intent for _, intent in data.examples]
         if len(set(labels)) < 2:
@@ -156,8 +160,10 @@ class IntentClassifier:
             probabilities = self.pipeline.predict_proba(feature_rows([texts[i] for i in wanted]))
             for index, row in zip(wanted, probabilities, strict=True):
                 parses[index] = self._parse(texts[index], row)
-        return [p if p is not None else Parse(text=t, intent=None, confidence=0.0, language="und")
-                for p, t in zip(parses, texts, strict=True)]
+        return [
+            p if p is not None else Parse(text=t, intent=None, confidence=0.0, language="und")
+            for p, t in zip(parses, texts, strict=True)
+        ]
 
     def _parse(self, text: str, probabilities: np.ndarray) -> Parse:
         ranking = sorted(

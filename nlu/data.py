@@ -1,4 +1,4 @@
-"""NLU training data in Rasa 3 YAML: intents with examples, entity markup, synonyms, regexes, lookups.
+"""NLU training data in Rasa 3 YAML: intent examples, entity markup, synonyms, regexes, lookups.
 
 A Rasa project's ``nlu.yml`` loads as is: top-level keys other than ``version`` and ``nlu``
 (``responses``, ``stories``, ``rules``, ...) are ignored. Every problem found in every file is

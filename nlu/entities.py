@@ -42,11 +42,11 @@ class EntityExtractor:
         # A lookup match takes the table's spelling: "sf express" is reported as "SF Express".
         self._spellings: dict[str, str] = {}
         for name, values in (lookups or {}).items():
-            values = list(values)
-            pattern = _lookup_pattern(values)
+            table = list(values)
+            pattern = _lookup_pattern(table)
             if pattern is not None:
                 self._patterns.append((name, pattern))
-                self._spellings.update((_key(value), value.strip()) for value in values)
+                self._spellings.update((_key(value), value.strip()) for value in table)
         for name, patterns in (regexes or {}).items():
             self._patterns.extend((name, re.compile(p, re.IGNORECASE)) for p in patterns)
         self._synonyms = {_key(variant): value for variant, value in (synonyms or {}).items()}

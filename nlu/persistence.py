@@ -16,7 +16,7 @@ from typing import Any
 import skops.io as sio
 from sklearn.pipeline import Pipeline
 
-__all__ = ["PIPELINE_FILE", "METADATA_FILE", "UntrustedModelError", "read", "write"]
+__all__ = ["METADATA_FILE", "PIPELINE_FILE", "UntrustedModelError", "read", "write"]
 
 PIPELINE_FILE = "pipeline.skops"
 METADATA_FILE = "model.json"

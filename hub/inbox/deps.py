@@ -17,7 +17,8 @@ _bearer = HTTPBearer(auto_error=False)
 
 
 def get_hub(request: Request) -> Hub:
-    return request.app.state.hub  # type: ignore[no-any-return]
+    hub: Hub = request.app.state.hub
+    return hub
 
 
 HubDep = Annotated["Hub", Depends(get_hub)]

@@ -28,7 +28,7 @@ def load_errors(source: Path | list[Path]) -> list[str]:
 
 def test_entity_markup_is_stripped_with_offsets() -> None:
     data = TrainingData.from_yaml(
-        'nlu:\n- intent: check_order\n  examples: |\n'
+        "nlu:\n- intent: check_order\n  examples: |\n"
         "    - where is my order [12345678](order_id)\n"
         "    - 我的订单[20231105](order_id)到哪了\n"
         '    - ship it with [sf express]{"entity": "carrier", "value": "顺丰"} please\n'
@@ -148,8 +148,7 @@ def test_errors_of_all_files_are_reported_as_path_line_column(tmp_path: Path) ->
         f"{bad_yaml}:4:1: YAML syntax error: expected the node content, but found "
         "'<stream end>' (while parsing a flow node)",
         f"{bad_items}:4:5: an example line must start with '- ': 'hello without dash'",
-        f"{bad_items}:7:7: invalid regex for 'order_id': "
-        "unterminated character set at position 1",
+        f"{bad_items}:7:7: invalid regex for 'order_id': unterminated character set at position 1",
         f"{bad_items}:8:3: intent 'thanks' has no 'examples'",
         f"{bad_items}:9:3: unknown key 'intnet' in nlu item",
         f"{bad_items}:9:3: an nlu item needs exactly one of: intent, synonym, regex, lookup",
@@ -166,7 +165,7 @@ def test_errors_of_all_files_are_reported_as_path_line_column(tmp_path: Path) ->
         ("- just a list\n", "<string>:1:1: the file must be a mapping with an 'nlu:' key"),
         (
             'nlu:\n- intent: x\n  examples: |\n    - [a]{"entity": 1}\n',
-            "<string>:4:10: annotation [a] needs an \"entity\" name",
+            '<string>:4:10: annotation [a] needs an "entity" name',
         ),
         (
             "nlu:\n- intent: x\n  examples: |\n    - [a]{entity}\n",
@@ -177,6 +176,9 @@ def test_errors_of_all_files_are_reported_as_path_line_column(tmp_path: Path) ->
             "nlu:\n- synonym: a\n  examples: |\n    - b\n- synonym: c\n  examples: |\n    - B\n",
             "<string>:7:7: 'B' is already a synonym of 'a' (<string>:4), not of 'c'",
         ),
+        ("nlu:\n- intent: x\n  examples: ''\n", "<string>:3:13: intent 'x' has no examples"),
+        ("nlu:\n- intent: ''\n  examples: '- a'\n", "<string>:2:11: intent needs a name"),
+        ("nlu:\n- 42\n", "<string>:2:3: an nlu item must be a mapping such as '- intent: greet'"),
     ],
 )
 def test_error_messages(text: str, expected: str) -> None:
@@ -186,7 +188,9 @@ def test_error_messages(text: str, expected: str) -> None:
 
 
 def test_missing_source_is_an_error(tmp_path: Path) -> None:
-    assert load_errors(tmp_path / "nope.yml") == [f"{tmp_path / 'nope.yml'}:1:1: no such file or folder"]
+    assert load_errors(tmp_path / "nope.yml") == [
+        f"{tmp_path / 'nope.yml'}:1:1: no such file or folder"
+    ]
 
 
 def test_same_example_in_two_intents_is_a_warning() -> None:
