@@ -64,8 +64,8 @@ class Database:
             yield session
 
     async def ping(self) -> None:
-        async with self._sessions() as session:
-            await session.execute(text("SELECT 1"))
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
 
     async def close(self) -> None:
         await self.engine.dispose()
