@@ -259,8 +259,13 @@ class Result:
         return len(self.latencies) + self.errors
 
     @property
+    def answered(self) -> int:
+        """200 responses with at least one reply: what msg/s counts."""
+        return len(self.latencies) - self.empty
+
+    @property
     def rate(self) -> float:
-        return len(self.latencies) / self.elapsed if self.elapsed else 0.0
+        return self.answered / self.elapsed if self.elapsed else 0.0
 
     def pct(self, q: float) -> float:
         """Nearest-rank percentile in ms."""
@@ -372,7 +377,7 @@ def results_table(results: list[Result]) -> str:
     ]
     order = {"baseline": 0, "hub": 1}
     for r in sorted(results, key=lambda r: (r.concurrency, order.get(r.target, 9), r.target)):
-        ok = len(r.latencies)
+        ok = r.answered
         base = baseline.get(r.concurrency)
         ratio = f"{100 * r.rate / base.rate:.1f}%" if base and base.rate else "n/a"
         cpu_per_msg = 1000 * r.server_cpu / ok if ok else float("nan")
@@ -434,6 +439,8 @@ def report(results: list[Result], servers: dict[str, Server], args: argparse.Nam
         f"- Date: {now}; command: `{command_line()}`",
         f"- Machine: {ncpu} CPUs (`nproc`), {cpu_model()}; Python {platform.python_version()}, "
         f"{platform.system()} {platform.release()}",
+        "- msg/s counts answered messages (200 with a non-empty list) over the measured window; "
+        "latencies are over all 200 responses; errors are non-200 answers and exceptions.",
         f"- Load: {args.warmup:g} s warm-up, then {args.duration:g} s measured per target and "
         "level (targets interleaved); C customers each send the next message as soon as the "
         f"last reply arrives; English/Chinese demo-bot mix; {args.timeout:g} s timeout per "

@@ -19,11 +19,13 @@ from flows.templates import TemplateSyntaxError, compile_template
 
 
 class FlowError(Exception):
-    """Invalid flow files; `errors` lists every problem as `path:line:column: message`."""
+    """Invalid flow files; `errors` lists every problem as `path:line:column: message`,
+    `flows` holds the flows that did load (so checks can go on with them)."""
 
-    def __init__(self, errors: list[str]) -> None:
+    def __init__(self, errors: list[str], flows: dict[str, LoadedFlow] | None = None) -> None:
         super().__init__("\n".join(errors))
         self.errors = errors
+        self.flows = flows or {}
 
 
 @dataclass(frozen=True)
@@ -130,5 +132,5 @@ def load_flows(folder: Path) -> dict[str, LoadedFlow]:
             else:
                 flows[item.name] = item
     if errors:
-        raise FlowError(errors)
+        raise FlowError(errors, flows)
     return flows

@@ -98,7 +98,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         flows = load_flows(settings.bot.path / "flows")
     except FlowError as e:
         errors += e.errors
-        flows = {}
+        flows = e.flows
     if intents:
         for item in flows.values():
             for intent in item.flow.trigger.intents:

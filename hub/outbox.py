@@ -85,6 +85,7 @@ class Outbox:
         elif retryable and attempt + 1 < self.attempts:
             delay = self.backoff(attempt)
             log.warning("outbox: %s; retry %d in %.1fs", error, attempt + 1, delay)
+            await self.store.set_delivery(message.message_id, Delivery.QUEUED, error)
             asyncio.get_running_loop().call_later(delay, self.enqueue, message, attempt + 1)
         else:
             log.error("outbox: message %s failed: %s", message.message_id, error)

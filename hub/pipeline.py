@@ -7,6 +7,7 @@ Read `Pipeline.receive` top to bottom; everything it calls is one step of that l
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -18,6 +19,8 @@ from hub.ports import Channel, Classifier, FlowResult, FlowRunner, TurnContext
 from hub.status import BOT_SPEAKS
 from hub.store import Conversation, Message, Store
 from hub.understanding import understand
+
+log = logging.getLogger(__name__)
 
 
 class Pipeline:
@@ -92,12 +95,28 @@ class Pipeline:
                     ),
                 )
             else:
-                turn = await self.flows.run(conversation.flow_state, context)
+                turn = await self.run_flows(conversation, context)
                 if not turn.handled:
                     turn = self.fallback.answer(conversation.flow_state, context)
 
             # 5. Say what the bot says; hand over if it hands over; remember where it is.
             return await self.conclude(conversation, message, turn, language)
+
+    async def run_flows(self, conversation: Conversation, context: TurnContext) -> FlowResult:
+        """The designer's flows; a flow that fails hands the customer to a human rather than
+        leaving them without an answer."""
+        try:
+            return await self.flows.run(conversation.flow_state, context)
+        except Exception as e:
+            log.exception("flow failed in conversation %s", conversation.id)
+            return FlowResult(
+                handled=True,
+                handoff=Handoff(
+                    reason="flow_failure",
+                    intent=context.understanding.intent,
+                    note=f"The bot failed: {type(e).__name__}: {e}"[:500],
+                ),
+            )
 
     async def find_duplicate(self, inbound: Inbound) -> Message | None:
         if not inbound.channel_message_id:

@@ -3,6 +3,7 @@ with a logged-in agent, and a real local HTTP server standing in for a REST clie
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import threading
@@ -16,6 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from flows import FlowEngine
+from hub.store import Database, migrate
 from nlu import IntentClassifier
 from tests.conftest import client_for, create_agent, login, make_settings
 
@@ -36,6 +38,27 @@ def make_hub(
             return client, login(client)
 
         yield make
+
+
+@pytest.fixture(scope="module")
+def shared_hub(
+    tmp_path_factory: pytest.TempPathFactory, classifier: IntentClassifier, flows: FlowEngine
+) -> Iterator[tuple[TestClient, dict[str, str]]]:
+    """One started app (default channels) for a module's tests that only compare before and
+    after, so each doesn't pay for a database, an agent and a login."""
+    tmp = tmp_path_factory.mktemp("shared-hub")
+    url = f"sqlite+aiosqlite:///{tmp / 'kefu.db'}"
+
+    async def prepare() -> None:
+        db = Database(url)
+        await migrate(db)
+        await db.close()
+
+    asyncio.run(prepare())
+    settings = make_settings(url, tmp)
+    create_agent(settings, role="admin")
+    with client_for(settings, classifier, flows) as client:
+        yield client, login(client)
 
 
 @dataclass

@@ -40,7 +40,9 @@ def conversation_of(client: TestClient, auth: dict[str, str], sender: str) -> di
 
 def test_login(api: tuple[TestClient, dict[str, str]]) -> None:
     client, _ = api
-    r = client.post("/api/v1/auth/login", json={"email": "LIN@example.com", "password": "s3cret-pass"})
+    r = client.post(
+        "/api/v1/auth/login", json={"email": "LIN@example.com", "password": "s3cret-pass"}
+    )
     assert r.status_code == 200 and r.json()["token_type"] == "bearer"
     for body in (
         {"email": "lin@example.com", "password": "wrong"},
@@ -56,7 +58,9 @@ def test_login(api: tuple[TestClient, dict[str, str]]) -> None:
 def test_401_without_a_valid_token(api: tuple[TestClient, dict[str, str]], path: str) -> None:
     client, _ = api
     assert client.get(path).status_code == 401
-    assert client.get(path, headers={"authorization": "Bearer forged.token.here"}).status_code == 401
+    assert (
+        client.get(path, headers={"authorization": "Bearer forged.token.here"}).status_code == 401
+    )
 
 
 def test_list_get_and_messages(api: tuple[TestClient, dict[str, str]]) -> None:
@@ -100,7 +104,9 @@ def test_agent_reply_takes_the_conversation_and_silences_the_bot(
     client, auth = api
     customer_says(client, "carol", "/human")
     cid = conversation_of(client, auth, "carol")["id"]
-    r = client.post(f"/api/v1/conversations/{cid}/messages", json={"text": "Hi, Lin here"}, headers=auth)
+    r = client.post(
+        f"/api/v1/conversations/{cid}/messages", json={"text": "Hi, Lin here"}, headers=auth
+    )
     assert r.status_code == 201 and r.json()["sender"] == "agent"
     conversation = client.get(f"/api/v1/conversations/{cid}", headers=auth).json()
     assert conversation["status"] == "open"
@@ -139,9 +145,11 @@ def test_assign_and_status_changes(api: tuple[TestClient, dict[str, str]]) -> No
     def status(body: dict[str, Any]) -> Any:
         return client.post(f"/api/v1/conversations/{cid}/status", json=body, headers=auth)
 
-    assert status({"status": "snoozed", "snooze_until": "2099-01-01T09:00:00Z"}).json()[
-        "snooze_until"
-    ].startswith("2099-01-01T09:00")
+    assert (
+        status({"status": "snoozed", "snooze_until": "2099-01-01T09:00:00Z"})
+        .json()["snooze_until"]
+        .startswith("2099-01-01T09:00")
+    )
     assert status({"status": "resolved"}).json()["resolved_at"]
     conflict = status({"status": "snoozed"})
     assert conflict.status_code == 409 and "resolved" in conflict.json()["detail"]
@@ -214,13 +222,19 @@ def test_events_socket(api: tuple[TestClient, dict[str, str]]) -> None:
     types = [e["type"] for e in seen]
     assert types[:2] == ["conversation.created", "message.created"]
     change = next(e for e in seen if e["type"] == "conversation.status_changed")
-    assert change["data"]["to"] == "pending" and change["conversation_id"] == seen[0]["conversation_id"]
+    assert (
+        change["data"]["to"] == "pending"
+        and change["conversation_id"] == seen[0]["conversation_id"]
+    )
 
 
 def test_events_socket_refuses_a_bad_token(api: tuple[TestClient, dict[str, str]]) -> None:
     client, _ = api
     from starlette.websockets import WebSocketDisconnect
 
-    with pytest.raises(WebSocketDisconnect) as e, client.websocket_connect("/api/v1/events?token=nope"):
+    with (
+        pytest.raises(WebSocketDisconnect) as e,
+        client.websocket_connect("/api/v1/events?token=nope"),
+    ):
         pass
     assert e.value.code == 1008

@@ -154,3 +154,17 @@ async def test_many_customers_at_once_each_get_their_answer(testbot: TestBot) ->
         len(r) == 1 and r[0].recipient_id == c.sender_id
         for r, c in zip(results, customers, strict=True)
     )
+
+
+async def test_a_failing_flow_hands_over_instead_of_crashing(testbot: TestBot) -> None:
+    class Broken:
+        async def run(self, state, context):  # type: ignore[no-untyped-def]
+            raise RuntimeError("action server down")
+
+    testbot.hub.pipeline.flows = Broken()
+    replies = await testbot.say("how long does shipping take")
+    assert [r.sender for r in replies] == [Sender.SYSTEM]
+    conversation = await testbot.hub.store.get_conversation(await testbot.conversation_id())
+    assert conversation.status == Status.PENDING
+    assert conversation.handoff["reason"] == "flow_failure"
+    assert "action server down" in conversation.handoff["note"]

@@ -56,7 +56,10 @@ async def test_replies_link_to_the_message_they_answer(store: Store) -> None:
     assert recorded is not None
     conversation, message, _ = recorded
     reply = await store.add_message(
-        conversation, Sender.BOT, "hello", payload={"buttons": [{"title": "a", "payload": "/a"}]},
+        conversation,
+        Sender.BOT,
+        "hello",
+        payload={"buttons": [{"title": "a", "payload": "/a"}]},
         reply_to_id=message.id,
     )
     await store.add_message(conversation, Sender.AGENT, "note", private=True)
@@ -65,7 +68,8 @@ async def test_replies_link_to_the_message_they_answer(store: Store) -> None:
     assert replies[0].payload["buttons"][0]["payload"] == "/a"
     assert replies[0].delivery == Delivery.QUEUED
     assert [m.text for m in await store.messages(conversation.id or 0, private=False)] == [
-        "hi", "hello",
+        "hi",
+        "hello",
     ]
 
 

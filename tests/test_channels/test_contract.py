@@ -1,0 +1,95 @@
+"""One contract for every registered channel type (DESIGN.md section 1): a channel is one
+module that implements `channels.base.Channel` and is registered by name."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import APIRouter
+
+from channels.base import Channel, ChannelConfigError
+from channels.registry import build_channels, channel_types
+from hub.app import create_app
+from hub.messages import Event, Inbound, Outbound
+from hub.ports import Capabilities
+from hub.settings import SettingsError
+from tests.conftest import make_settings
+
+TYPES = channel_types()
+
+
+class NullReceiver:
+    """A Receiver that is never called: constructing a channel must not talk to the hub."""
+
+    async def receive(self, inbound: Inbound, on_stored: Any = None) -> list[Outbound]:
+        raise AssertionError("a channel received a message while being constructed")
+
+    async def history(self, channel: str, sender_id: str, after_id: int) -> list[Outbound]:
+        raise AssertionError("unexpected history() call")
+
+    async def current_conversation(self, channel: str, sender_id: str) -> int | None:
+        raise AssertionError("unexpected current_conversation() call")
+
+    async def publish(self, event: Event) -> None:
+        raise AssertionError("unexpected publish() call")
+
+
+def test_the_built_in_channels_are_registered() -> None:
+    assert {"web", "rest"} <= set(TYPES), sorted(TYPES)
+
+
+@pytest.mark.parametrize("type_name", sorted(TYPES))
+def test_channel_type_contract(type_name: str) -> None:
+    cls = TYPES[type_name]
+
+    assert inspect.isclass(cls) and issubclass(cls, Channel)
+    assert cls.type == type_name
+    assert isinstance(cls.capabilities, Capabilities)
+    assert not inspect.isabstract(cls), f"abstract methods left: {cls.__abstractmethods__}"
+    assert inspect.iscoroutinefunction(cls.send)
+    assert cls.send is not Channel.send
+
+    channel = cls("contract", {}, NullReceiver())  # every option has a default
+
+    assert channel.name == "contract"
+    router = channel.router()
+    assert router is None or isinstance(router, APIRouter), router
+
+
+@pytest.mark.parametrize("type_name", sorted(TYPES))
+def test_unknown_option_is_a_config_error_naming_the_channel(type_name: str) -> None:
+    with pytest.raises(ChannelConfigError) as raised:
+        TYPES[type_name]("my-channel", {"no_such_option": 1}, NullReceiver())
+
+    message = str(raised.value)
+    assert "my-channel" in message and "no_such_option" in message, message
+
+
+def test_build_channels_names_an_unknown_type() -> None:
+    with pytest.raises(ChannelConfigError, match="carrier-pigeon"):
+        build_channels([("birds", "carrier-pigeon", {})], NullReceiver())
+
+
+def test_create_app_refuses_an_unknown_channel_type(sqlite_url: str, tmp_path: Path) -> None:
+    settings = make_settings(
+        sqlite_url, tmp_path, channels=[{"name": "birds", "type": "carrier-pigeon"}]
+    )
+    with pytest.raises(SettingsError) as raised:
+        create_app(settings, classifier=object(), flows=object())  # type: ignore[arg-type]
+
+    message = str(raised.value)
+    assert "carrier-pigeon" in message and "birds" in message, message
+
+
+def test_create_app_refuses_an_unknown_channel_option(sqlite_url: str, tmp_path: Path) -> None:
+    settings = make_settings(
+        sqlite_url, tmp_path, channels=[{"name": "partner", "type": "rest", "callbak_url": "x"}]
+    )
+    with pytest.raises(SettingsError) as raised:
+        create_app(settings, classifier=object(), flows=object())  # type: ignore[arg-type]
+
+    message = str(raised.value)
+    assert "partner" in message and "callbak_url" in message, message

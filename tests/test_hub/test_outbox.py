@@ -1,0 +1,99 @@
+"""The outbox: retries with backoff, visible failures, and nothing lost across a restart."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import ClassVar
+
+from channels.base import Capabilities, Channel
+from channels.registry import register
+from hub.app import Hub
+from hub.messages import Delivery, Inbound, Outbound, Sender
+from hub.ports import DeliveryError
+from hub.settings import ChannelConfig, Settings
+from hub.testing import TestBot
+
+
+class Flaky(Channel):
+    type: ClassVar[str] = "flaky"
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    failures: ClassVar[list[DeliveryError]] = []
+    delivered: ClassVar[list[Outbound]] = []
+
+    async def send(self, message: Outbound) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.delivered.append(message)
+
+
+register("flaky", Flaky)
+
+
+async def customer_says(hub: Hub, sender: str, text: str) -> int:
+    """A message on the flaky channel `f`; returns its conversation id."""
+    await hub.receive(Inbound(channel="f", sender_id=sender, text=text))
+    await hub.outbox.drain()
+    conversation_id = await hub.current_conversation("f", sender)
+    assert conversation_id is not None
+    return conversation_id
+
+
+def with_flaky(settings: Settings) -> Settings:
+    return settings.model_copy(
+        update={"channels": [*settings.channels, ChannelConfig(name="f", type="flaky")]}
+    )
+
+
+async def test_retryable_failures_are_retried_then_sent(settings, classifier, flows) -> None:  # type: ignore[no-untyped-def]
+    Flaky.failures[:] = [DeliveryError("timeout"), DeliveryError("502 from platform")]
+    Flaky.delivered.clear()
+    async with TestBot.running(with_flaky(settings), classifier, flows) as bot:
+        bot.hub.outbox.backoff = lambda n: 0.01
+        await customer_says(bot.hub, "u1", "hello")
+        for _ in range(100):
+            message = await bot.hub.store.get_message(2)
+            if message is not None and message.delivery == Delivery.SENT:
+                break
+            await asyncio.sleep(0.02)
+        [sent] = Flaky.delivered
+        assert message is not None and message.id == sent.message_id
+        assert message.delivery == Delivery.SENT and message.attempts == 3
+        assert message.delivery_error is None
+
+
+async def test_a_permanent_failure_is_stored_for_the_agent(settings, classifier, flows) -> None:  # type: ignore[no-untyped-def]
+    Flaky.failures[:] = [DeliveryError("outside the 48 h window", retryable=False)]
+    Flaky.delivered.clear()
+    async with TestBot.running(with_flaky(settings), classifier, flows) as bot:
+        feed = bot.hub.bus.subscribe()
+        conversation_id = await customer_says(bot.hub, "u2", "hello")
+        messages = await bot.hub.store.messages(conversation_id)
+        reply = messages[-1]
+        assert reply.sender_type == Sender.BOT
+        assert (
+            reply.delivery == Delivery.FAILED and reply.delivery_error == "outside the 48 h window"
+        )
+        events = []
+        while not feed.queue.empty():
+            events.append(feed.queue.get_nowait())
+        assert any(e.type == "message.delivery" and e.data["delivery"] == "failed" for e in events)
+
+
+async def test_queued_messages_are_sent_after_a_restart(settings, classifier, flows) -> None:  # type: ignore[no-untyped-def]
+    Flaky.failures[:] = []
+    Flaky.delivered.clear()
+    settings = with_flaky(settings)
+    async with TestBot.running(settings, classifier, flows) as bot:
+        conversation_id = await customer_says(bot.hub, "u3", "hello")
+        conversation = await bot.hub.store.get_conversation(conversation_id)
+        assert conversation is not None
+        # As if the process died between storing a reply and sending it:
+        stranded = await bot.hub.store.add_message(
+            conversation, Sender.AGENT, "are you still there?"
+        )
+    assert [m.text for m in Flaky.delivered][-1] != "are you still there?"
+    async with TestBot.running(settings, classifier, flows) as bot:
+        await bot.hub.outbox.drain()
+        assert Flaky.delivered[-1].message_id == stranded.id
+        message = await bot.hub.store.get_message(stranded.id or 0)
+        assert message is not None and message.delivery == Delivery.SENT
