@@ -27,6 +27,8 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import itertools
+import logging
 import os
 import platform
 import shlex
@@ -403,11 +405,11 @@ def servers_table(servers: dict[str, Server]) -> str:
 
 
 def command_line() -> str:
-    extra = shlex.join(sys.argv[1:])
+    extra = shlex.join(a for a in sys.argv[1:] if a != "--")
     if os.environ.get("MAKELEVEL"):
         cmd = "make bench"
     elif "hub.cli" in sys.modules:  # `kefu bench` runs this file through runpy
-        cmd = "kefu bench"
+        cmd = "kefu bench --" if len(sys.argv) > 1 else "kefu bench"
     else:
         python = os.path.relpath(sys.executable, Path.cwd())
         cmd = f"{python} bench/rest_bench.py"
@@ -433,17 +435,20 @@ def report(results: list[Result], servers: dict[str, Server], args: argparse.Nam
         for r in hub
         if r.concurrency in base and base[r.concurrency].rate
     )
+    rounds = f", {args.rounds} rounds, the median one shown" if args.rounds > 1 else ""
+    load = ", ".join(f"{x:.2f}" for x in args.loadavg)
     lines = [
         "### REST channel: hub (bot on SQLite, in-process bus) vs. bare FastAPI",
         "",
         f"- Date: {now}; command: `{command_line()}`",
         f"- Machine: {ncpu} CPUs (`nproc`), {cpu_model()}; Python {platform.python_version()}, "
-        f"{platform.system()} {platform.release()}",
+        f"{platform.system()} {platform.release()}; load average before the run: {load} "
+        "(other work on the machine shows here)",
         "- msg/s counts answered messages (200 with a non-empty list) over the measured window; "
         "latencies are over all 200 responses; errors are non-200 answers and exceptions.",
         f"- Load: {args.warmup:g} s warm-up, then {args.duration:g} s measured per target and "
-        "level (targets interleaved); C customers each send the next message as soon as the "
-        f"last reply arrives; English/Chinese demo-bot mix; {args.timeout:g} s timeout per "
+        f"level (targets interleaved{rounds}); C customers each send the next message as soon "
+        f"as the last reply arrives; English/Chinese demo-bot mix; {args.timeout:g} s timeout per "
         "request. The httpx client runs on the same machine and shares its "
         f"{ncpu} cores with the server (its CPU use is the `client CPU` column).",
         f"- Summary: {summary or 'n/a'}",
@@ -507,6 +512,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=200_000,
         help="stop a measured window after this many requests (default 200000)",
     )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure each target and level N times, interleaved; report the median (default 1)",
+    )
     p.add_argument("--timeout", type=float, default=10.0, help="per-request timeout s (default 10)")
     p.add_argument("--targets", default="baseline,hub", help="which servers (default baseline,hub)")
     p.add_argument(
@@ -528,6 +539,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     unknown = set(args.targets) - {"baseline", "hub"}
     if unknown or not args.targets:
         p.error(f"--targets: unknown {sorted(unknown)}; use baseline and/or hub")
+    if args.rounds < 1:
+        p.error("--rounds must be at least 1")
     if not args.concurrency or min(args.concurrency) < 1:
         p.error("--concurrency needs positive numbers")
     return args
@@ -545,6 +558,14 @@ def sanity_check(server: Server, timeout: float) -> None:
         print(f"  {server.name} answers 'hi' with {response.text[:120]}", file=sys.stderr)
 
 
+def median_rounds(results: list[Result]) -> list[Result]:
+    """With --rounds N, the run with the median msg/s of each target and level."""
+    groups: dict[tuple[str, int], list[Result]] = {}
+    for r in results:
+        groups.setdefault((r.target, r.concurrency), []).append(r)
+    return [sorted(g, key=lambda r: r.rate)[(len(g) - 1) // 2] for g in groups.values()]
+
+
 def print_profile(path: Path, top: int = 25) -> None:
     import pstats
 
@@ -556,7 +577,13 @@ def print_profile(path: Path, top: int = 25) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--"]:  # `kefu bench -- --duration 5`: argparse keeps the `--`
+        argv = argv[1:]
+    args = parse_args(argv)
+    # `kefu bench` sets up INFO logging, and httpx logs every request at INFO.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    args.loadavg = os.getloadavg()
     tmp = Path(tempfile.mkdtemp(prefix="kefu-bench-"))
     servers = {k: v for k, v in make_servers(tmp, args.profile_hub).items() if k in args.targets}
     results: list[Result] = []
@@ -567,10 +594,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  ready in {server.startup_s:.1f} s", file=sys.stderr)
             sanity_check(server, args.timeout)
         for concurrency in args.concurrency:
-            for server in servers.values():
+            for round_no, server in itertools.product(range(args.rounds), servers.values()):
                 print(
                     f"{server.name}: {concurrency} customers, {args.warmup:g} s warm-up + "
-                    f"{args.duration:g} s ...",
+                    f"{args.duration:g} s (round {round_no + 1}/{args.rounds}) ...",
                     file=sys.stderr,
                 )
                 r = asyncio.run(
@@ -600,7 +627,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"kept {tmp}", file=sys.stderr)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
-    section = report(results, servers, args)
+    section = report(median_rounds(results), servers, args)
     print(section)
     if args.write and args.profile_hub:
         print("not writing BENCHMARKS.md: the hub ran under cProfile", file=sys.stderr)

@@ -59,6 +59,7 @@ class Conversations:
         agent_id: int | None = None,
         private: bool = False,
         inline: bool = False,
+        recipient_id: str | None = None,
     ) -> tuple[Message, Outbound | None]:
         """Store a message and send it: through the outbox, or `inline` in the HTTP response
         to the customer's message (the caller delivers it). A private note is never sent.
@@ -81,7 +82,7 @@ class Conversations:
         await self.publish("message.created", conversation, message_view(message))
         if private:
             return message, None
-        outbound = await self.outbound(message)
+        outbound = await self.outbound(message, recipient_id)
         if not inline:
             self.outbox.enqueue(outbound)
         return message, outbound
@@ -160,7 +161,12 @@ class Conversations:
         return updated
 
     async def handoff(
-        self, conversation: Conversation, handoff: Handoff, reply_to: Message | None, inline: bool
+        self,
+        conversation: Conversation,
+        handoff: Handoff,
+        reply_to: Message | None,
+        inline: bool,
+        recipient_id: str | None = None,
     ) -> tuple[Conversation, Outbound | None]:
         """To a human: pending, with the note; the customer is told someone is coming."""
         summary = handoff.summary or await self.summary(conversation)
@@ -177,7 +183,9 @@ class Conversations:
             text=text("handoff", conversation.language, self.default_language),
             sender=Sender.SYSTEM,
         )
-        _, outbound = await self.post(conversation, notice, reply_to=reply_to, inline=inline)
+        _, outbound = await self.post(
+            conversation, notice, reply_to=reply_to, inline=inline, recipient_id=recipient_id
+        )
         return conversation, outbound
 
     async def summary(self, conversation: Conversation, limit: int = 5) -> str:

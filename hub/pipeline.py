@@ -52,10 +52,7 @@ class Pipeline:
             # 1. A redelivery stores nothing new and gets the first answer again.
             seen = await self.find_duplicate(inbound)
             if seen is not None:
-                assert seen.id is not None
-                if on_stored:
-                    await on_stored(seen.id)
-                return await self.replies_to(seen)
+                return await self.answered_before(seen, on_stored)
 
             # 2. Understand it, and store it with what was understood.
             understanding = understand(inbound, self.classifier)
@@ -63,8 +60,10 @@ class Pipeline:
             if inbound.postback:
                 payload["postback"] = inbound.postback
             recorded = await self.store.record_inbound(inbound, payload)
-            if recorded is None:  # the same message raced in through another request
-                return await self.receive(inbound, on_stored)
+            if recorded is None:  # the same message raced in through another process
+                seen = await self.find_duplicate(inbound)
+                assert seen is not None
+                return await self.answered_before(seen, on_stored)
             conversation, message, created = recorded
             assert message.id is not None
             if on_stored:
@@ -85,22 +84,26 @@ class Pipeline:
                 language=language,
                 conversation_id=message.conversation_id,
             )
-            if understanding.intent in self.handoff_intents:
-                turn = FlowResult(
-                    handled=True,
-                    handoff=Handoff(
-                        reason="customer_request",
-                        intent=understanding.intent,
-                        slots=conversation.flow_state.get("slots", {}),
-                    ),
-                )
-            else:
-                turn = await self.run_flows(conversation, context)
-                if not turn.handled:
-                    turn = self.fallback.answer(conversation.flow_state, context)
+            turn = self.asked_for_a_human(conversation, understanding) or await self.run_flows(
+                conversation, context
+            )
+            if not turn.handled:
+                turn = self.fallback.answer(conversation.flow_state, context)
 
             # 5. Say what the bot says; hand over if it hands over; remember where it is.
-            return await self.conclude(conversation, message, turn, language)
+            return await self.conclude(conversation, message, turn, language, inbound.sender_id)
+
+    def asked_for_a_human(
+        self, conversation: Conversation, understanding: Understanding
+    ) -> FlowResult | None:
+        if understanding.intent not in self.handoff_intents:
+            return None
+        handoff = Handoff(
+            reason="customer_request",
+            intent=understanding.intent,
+            slots=conversation.flow_state.get("slots", {}),
+        )
+        return FlowResult(handled=True, handoff=handoff)
 
     async def run_flows(self, conversation: Conversation, context: TurnContext) -> FlowResult:
         """The designer's flows; a flow that fails hands the customer to a human rather than
@@ -123,11 +126,15 @@ class Pipeline:
             return None
         return await self.store.find_inbound(inbound.channel, inbound.channel_message_id)
 
-    async def replies_to(self, message: Message) -> list[Outbound]:
-        assert message.id is not None
-        return [
-            await self.conversations.outbound(m) for m in await self.store.replies_to(message.id)
-        ]
+    async def answered_before(
+        self, seen: Message, on_stored: Callable[[int], Awaitable[None]] | None
+    ) -> list[Outbound]:
+        """A message stored before: acknowledged again, answered with the same replies."""
+        assert seen.id is not None
+        if on_stored:
+            await on_stored(seen.id)
+        replies = await self.store.replies_to(seen.id)
+        return [await self.conversations.outbound(m) for m in replies]
 
     async def wake(self, conversation: Conversation) -> Conversation:
         """A customer writing again reopens a resolved conversation to the bot, and wakes a
@@ -147,7 +154,12 @@ class Pipeline:
         return understanding.language or conversation.language or self.default_language
 
     async def conclude(
-        self, conversation: Conversation, message: Message, turn: FlowResult, language: str
+        self,
+        conversation: Conversation,
+        message: Message,
+        turn: FlowResult,
+        language: str,
+        recipient_id: str,
     ) -> list[Outbound]:
         assert conversation.id is not None
         inline = self.channels[conversation.channel].capabilities.inline_replies
@@ -158,13 +170,13 @@ class Pipeline:
         replies = []
         for reply in turn.replies:
             _, sent = await self.conversations.post(
-                conversation, reply, reply_to=message, inline=inline
+                conversation, reply, reply_to=message, inline=inline, recipient_id=recipient_id
             )
             if sent is not None:
                 replies.append(sent)
         if turn.handoff is not None:
             _, notice = await self.conversations.handoff(
-                conversation, turn.handoff, reply_to=message, inline=inline
+                conversation, turn.handoff, message, inline, recipient_id
             )
             if notice is not None:
                 replies.append(notice)

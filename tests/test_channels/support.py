@@ -61,7 +61,9 @@ def conversation_of(
     return found[0]
 
 
-def messages(client: TestClient, auth: dict[str, str], conversation_id: int) -> list[dict[str, Any]]:
+def messages(
+    client: TestClient, auth: dict[str, str], conversation_id: int
+) -> list[dict[str, Any]]:
     r = client.get(f"/api/v1/conversations/{conversation_id}/messages", headers=auth)
     assert r.status_code == 200, r.text
     return r.json()["items"]

@@ -47,7 +47,8 @@ def test_agent_reply_reaches_the_callback_in_rasas_shape(
     sent = agent_reply(client, auth, cid, "Hi, this is Lin. How can I help?")
 
     assert settled(client, auth, cid, sent["id"])["delivery"] == "sent"
-    assert callback.bodies() == [[{"recipient_id": "u1", "text": "Hi, this is Lin. How can I help?"}]]
+    expected = [{"recipient_id": "u1", "text": "Hi, this is Lin. How can I help?"}]
+    assert callback.bodies() == [expected]
     assert callback.received[0]["path"] == "/bot"
     assert callback.received[0]["content_type"] == "application/json"
 

@@ -127,9 +127,7 @@ def test_agent_reply_arrives_live_and_a_private_note_never_does(
         assert_silent(ws)
 
 
-def test_two_tabs_of_a_visitor_both_get_the_agents_message(
-    client: TestClient, auth: dict
-) -> None:
+def test_two_tabs_of_a_visitor_both_get_the_agents_message(client: TestClient, auth: dict) -> None:
     with (
         client.websocket_connect(f"{WS}?visitor=v1") as tab1,
         client.websocket_connect(f"{WS}?visitor=v1") as tab2,
@@ -170,9 +168,8 @@ def test_resume_resends_everything_after_the_given_id(client: TestClient, auth: 
     # while the widget is closed: a note and a reply
     agent_reply(client, auth, cid, "internal note", private=True)
     agent_reply(client, auth, cid, "Back with you in a minute")
-    expected = [
-        m for m in messages(client, auth, cid) if not m["private"] and m["id"] > int(first_ack["id"])
-    ]
+    after = int(first_ack["id"])
+    expected = [m for m in messages(client, auth, cid) if not m["private"] and m["id"] > after]
 
     with client.websocket_connect(f"{WS}?visitor=v1") as ws:
         hello(ws)
@@ -181,11 +178,13 @@ def test_resume_resends_everything_after_the_given_id(client: TestClient, auth: 
         assert_silent(ws)
 
     assert [f["id"] for f in frames] == [str(m["id"]) for m in expected]
-    assert [(f["sender"], f["text"]) for f in frames] == [(m["sender"], m["text"]) for m in expected]
+    assert [(f["sender"], f["text"]) for f in frames] == [
+        (m["sender"], m["text"]) for m in expected
+    ]
     senders = [f["sender"] for f in frames]
     assert "bot" in senders and "system" in senders and senders[-1] == "agent"
     assert "internal note" not in [f["text"] for f in frames]
-    assert all(int(f["id"]) > int(first_ack["id"]) for f in frames)
+    assert all(int(f["id"]) > after for f in frames)
 
 
 def test_resume_after_the_last_message_sends_nothing(client: TestClient) -> None:
@@ -260,7 +259,7 @@ def test_frame_over_the_configured_size_is_refused(make_hub: MakeHub) -> None:
         ws.send_json({"type": "message", "client_id": "c-0", "text": "y" * 300})
         error = receive(ws)
         assert error["type"] == "error" and "large" in error["error"], error
-        ack, bot = send_message(ws, "hello", "c-1")
+        _, bot = send_message(ws, "hello", "c-1")
         assert bot["sender"] == "bot"
 
 

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from flows import FlowEngine
 from nlu import IntentClassifier
-from tests.conftest import client_for, create_agent, login, make_settings
+from tests.conftest import client_for, create_agent, login, make_settings, need
 
 
 @pytest.fixture
@@ -191,7 +191,7 @@ def test_unknown_conversation_is_404(api: tuple[TestClient, dict[str, str]]) -> 
 
 
 def test_not_json_and_oversized_bodies(api: tuple[TestClient, dict[str, str]]) -> None:
-    client, auth = api
+    client, _ = api
     r = client.post(
         "/api/v1/auth/login", content=b"{not json", headers={"content-type": "application/json"}
     )
@@ -238,3 +238,24 @@ def test_events_socket_refuses_a_bad_token(api: tuple[TestClient, dict[str, str]
     ):
         pass
     assert e.value.code == 1008
+
+
+def test_readiness_checks_redis_when_configured(
+    settings: Any, classifier: IntentClassifier, flows: FlowEngine
+) -> None:
+    import os
+
+    import redis
+
+    url = os.environ.get("KEFU_TEST_REDIS", "redis://127.0.0.1:6379/15")
+    try:
+        redis.Redis.from_url(url, socket_timeout=2).ping()
+    except redis.RedisError as e:
+        need("Redis", f"{url}: {e}")
+    with client_for(settings.model_copy(update={"redis_url": url}), classifier, flows) as client:
+        assert client.get("/readyz").json()["redis"] == "ok"
+    down = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+    with client_for(down, classifier, flows) as client:
+        r = client.get("/readyz")
+        assert r.status_code == 503 and r.json()["ready"] is False
+        assert "Error" in r.json()["redis"] and r.json()["database"] == "ok"
