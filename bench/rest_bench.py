@@ -370,6 +370,11 @@ def fmt(value: float | None, digits: int = 1) -> str:
     return f"{value:,.{digits}f}"
 
 
+def cpu_per_msg(r: Result) -> float:
+    """Server CPU (user + system) per answered message, in ms."""
+    return 1000 * r.server_cpu / r.answered if r.answered else float("nan")
+
+
 def results_table(results: list[Result]) -> str:
     baseline = {r.concurrency: r for r in results if r.target == "baseline"}
     rows = [
@@ -379,15 +384,13 @@ def results_table(results: list[Result]) -> str:
     ]
     order = {"baseline": 0, "hub": 1}
     for r in sorted(results, key=lambda r: (r.concurrency, order.get(r.target, 9), r.target)):
-        ok = r.answered
         base = baseline.get(r.concurrency)
         ratio = f"{100 * r.rate / base.rate:.1f}%" if base and base.rate else "n/a"
-        cpu_per_msg = 1000 * r.server_cpu / ok if ok else float("nan")
         client_share = f"{100 * r.client_cpu / r.elapsed:.0f}%" if r.elapsed else "n/a"
         rows.append(
             f"| {r.target} | {r.concurrency} | {r.requests:,} | {fmt(r.rate)} | {fmt(r.pct(50))} "
             f"| {fmt(r.pct(99))} | {fmt(r.pct(100))} | {r.errors} | {r.empty} "
-            f"| {fmt(cpu_per_msg, 2)} | {client_share} | {ratio} |"
+            f"| {fmt(cpu_per_msg(r), 2)} | {client_share} | {ratio} |"
         )
     return "\n".join(rows)
 
@@ -431,10 +434,14 @@ def report(results: list[Result], servers: dict[str, Server], args: argparse.Nam
     base = {r.concurrency: r for r in results if r.target == "baseline"}
     summary = "; ".join(
         f"{r.concurrency} customers: hub {fmt(r.rate, 0)} msg/s = "
-        f"{100 * r.rate / base[r.concurrency].rate:.1f}% of the baseline"
+        f"{100 * r.rate / base[r.concurrency].rate:.1f}% of the baseline, "
+        f"{cpu_per_msg(r) / cpu_per_msg(base[r.concurrency]):.0f}x its server CPU per message"
         for r in hub
         if r.concurrency in base and base[r.concurrency].rate
     )
+    client_bound = [
+        r for r in results if r.target == "baseline" and r.client_cpu > 0.75 * r.elapsed
+    ]
     rounds = f", {args.rounds} rounds, the median one shown" if args.rounds > 1 else ""
     load = ", ".join(f"{x:.2f}" for x in args.loadavg)
     lines = [
@@ -452,6 +459,17 @@ def report(results: list[Result], servers: dict[str, Server], args: argparse.Nam
         "request. The httpx client runs on the same machine and shares its "
         f"{ncpu} cores with the server (its CPU use is the `client CPU` column).",
         f"- Summary: {summary or 'n/a'}",
+        *(
+            [
+                "- The load generator used over 75% of a core during the baseline runs at "
+                + ", ".join(str(r.concurrency) for r in client_bound)
+                + " customers: there the baseline's msg/s is bounded by the client more than "
+                "by the server, so the hub's percentage of it flatters the hub; the server CPU "
+                "per message compares the two servers more fairly."
+            ]
+            if client_bound
+            else []
+        ),
         "",
         results_table(results),
         "",
@@ -471,7 +489,10 @@ fresh temporary data folder and SQLite database, and measures a **baseline in th
 bare FastAPI endpoint (`bench/baseline_app.py`) taking the same JSON body, served by uvicorn the
 same way as the hub. The load generator runs on the same machine. These machines are shared and
 have 2 cores, so absolute numbers move from run to run: compare the ratios to the baseline,
-medians and CPU per message, not the absolutes. The section below is rewritten by each run.
+medians and CPU per message, not the absolutes. The baseline's msg/s is partly bounded by the
+httpx load generator itself (see its `client CPU`), which is why the server CPU per message is
+also reported. The section below is rewritten by each run (`--no-write` to only print it;
+`--help` for the durations, concurrency levels and `--rounds`).
 
 """
 
@@ -638,4 +659,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # the servers were stopped on the way out
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

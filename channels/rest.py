@@ -15,8 +15,9 @@ import builtins
 from typing import Any, ClassVar
 
 import httpx
-from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from channels.base import Capabilities, Channel, DeliveryError
 from hub.messages import Inbound, Kind, Outbound
@@ -66,14 +67,23 @@ class RestChannel(Channel):
         async def health() -> dict[str, str]:
             return {"status": "ok"}  # Rasa answers this on GET /webhooks/rest/
 
-        @router.post(path)
-        async def webhook(body: RestMessage) -> list[dict[str, Any]]:
+        @router.post(path, response_model=None)
+        async def webhook(request: Request) -> list[dict[str, Any]] | JSONResponse:
+            # Like Rasa, the body is JSON whatever the Content-Type says (`curl -d` works).
+            try:
+                body = RestMessage.model_validate_json(await request.body())
+            except ValidationError as e:
+                detail = [{k: err[k] for k in ("loc", "msg", "type")} for err in e.errors()]
+                return JSONResponse({"detail": detail}, status_code=422)
             metadata = body.metadata or {}
             message_id = metadata.get("message_id")
             inbound = Inbound(
                 channel=self.name,
                 sender_id=body.sender,
-                channel_message_id=str(message_id) if message_id is not None else None,
+                # ids are the client's own: one sender's id 1 is not another's
+                channel_message_id=f"{body.sender}:{message_id}"
+                if message_id is not None
+                else None,
                 text=body.message,
                 payload={"metadata": metadata} if metadata else {},
             )

@@ -137,8 +137,13 @@ class WebChannel(Channel):
                 }
             )
             while True:
-                raw = await websocket.receive_text()
-                await self.handle(socket, visitor, raw)
+                frame = await websocket.receive()
+                if frame["type"] == "websocket.disconnect":
+                    break
+                if frame.get("text") is None:
+                    await socket.send({"type": "error", "error": "frames are JSON text"})
+                    continue
+                await self.handle(socket, visitor, frame["text"])
         except WebSocketDisconnect:
             pass
         finally:

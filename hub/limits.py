@@ -24,26 +24,33 @@ class BodySizeLimit:
             await self._reject(send)
             return
         seen = 0
-        started = False
+        too_large = False
+        rejected = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, too_large
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
+                    too_large = True
                     raise BodyTooLarge()
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+        async def guarded_send(message: Message) -> None:
+            # The app may catch BodyTooLarge itself (FastAPI answers 400 "error parsing the
+            # body"): whatever it answers then is replaced by the 413.
+            nonlocal rejected
+            if not too_large:
+                await send(message)
+            elif not rejected and message["type"] == "http.response.start":
+                rejected = True
+                await self._reject(send)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, limited_receive, guarded_send)
         except BodyTooLarge:
-            if not started:
+            if not rejected:
                 await self._reject(send)
 
     async def _reject(self, send: Send) -> None:

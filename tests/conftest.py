@@ -78,24 +78,16 @@ def _pg_clone(template: str) -> tuple[str, str]:
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, migrated database on each backend (tests using it run twice)."""
     if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'kefu.db'}"
-
-        async def prepare() -> None:
-            db = Database(url)
-            await migrate(db)
-            await db.close()
-
-        asyncio.run(prepare())
-        yield url
+        yield migrated_sqlite(tmp_path)
         return
     name, url = _pg_clone(request.getfixturevalue("pg_template"))
     yield url
     asyncio.run(_pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'kefu.db'}"
+def migrated_sqlite(folder: Path) -> str:
+    """The URL of a new SQLite database in `folder`, migrated to the current schema."""
+    url = f"sqlite+aiosqlite:///{folder / 'kefu.db'}"
 
     async def prepare() -> None:
         db = Database(url)
@@ -104,6 +96,11 @@ def sqlite_url(tmp_path: Path) -> str:
 
     asyncio.run(prepare())
     return url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return migrated_sqlite(tmp_path)
 
 
 def make_settings(database_url: str, data_dir: Path, **extra: Any) -> Settings:

@@ -3,7 +3,6 @@ with a logged-in agent, and a real local HTTP server standing in for a REST clie
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import threading
@@ -17,9 +16,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from flows import FlowEngine
-from hub.store import Database, migrate
 from nlu import IntentClassifier
-from tests.conftest import client_for, create_agent, login, make_settings
+from tests.conftest import client_for, create_agent, login, make_settings, migrated_sqlite
 
 MakeHub = Callable[..., tuple[TestClient, dict[str, str]]]
 
@@ -47,14 +45,7 @@ def shared_hub(
     """One started app (default channels) for a module's tests that only compare before and
     after, so each doesn't pay for a database, an agent and a login."""
     tmp = tmp_path_factory.mktemp("shared-hub")
-    url = f"sqlite+aiosqlite:///{tmp / 'kefu.db'}"
-
-    async def prepare() -> None:
-        db = Database(url)
-        await migrate(db)
-        await db.close()
-
-    asyncio.run(prepare())
+    url = migrated_sqlite(tmp)
     settings = make_settings(url, tmp)
     create_agent(settings, role="admin")
     with client_for(settings, classifier, flows) as client:

@@ -134,12 +134,6 @@ def test_oversized_body_is_413_and_stores_nothing(make_hub: MakeHub) -> None:
     assert [c["contact"]["external_id"] for c in conversations(client, auth)] == ["u1"]
 
 
-@pytest.mark.xfail(
-    reason="BUG: hub/limits.py turns an oversized body without Content-Length into 400: "
-    "BodyTooLarge is raised inside receive(), FastAPI's body parsing catches it and answers "
-    "400 'There was an error parsing the body' before the middleware's handler sees it",
-    strict=True,
-)
 def test_oversized_chunked_body_is_413(make_hub: MakeHub) -> None:
     client, auth = make_hub(max_body_bytes=2000)
     big = json.dumps({"sender": "u2", "message": "x" * 3000}).encode()
@@ -176,12 +170,6 @@ def test_different_message_ids_are_different_messages(client: TestClient, auth: 
     assert [m["text"] for m in stored if m["sender"] == "contact"] == ["hello", "hello"]
 
 
-@pytest.mark.xfail(
-    reason="BUG: channels/rest.py uses metadata.message_id as the channel message id without "
-    "the sender, so another customer's message with the same id is taken for a redelivery: "
-    "it is not stored and gets the first customer's replies",
-    strict=True,
-)
 def test_message_ids_of_different_senders_do_not_collide(client: TestClient, auth: dict) -> None:
     alice = say(client, "alice", '/check_order{"order_id": "12345678"}', metadata={"message_id": 1})
     bob = say(client, "bob", "hello", metadata={"message_id": 1})
@@ -191,12 +179,6 @@ def test_message_ids_of_different_senders_do_not_collide(client: TestClient, aut
     assert "bob" in [c["contact"]["external_id"] for c in conversations(client, auth)]
 
 
-@pytest.mark.xfail(
-    reason="BUG: Rasa's REST channel parses the body as JSON whatever its Content-Type (curl -d "
-    "sends application/x-www-form-urlencoded); channels/rest.py declares a pydantic body, so "
-    "FastAPI answers 422 'Input should be a valid dictionary' unless it is application/json",
-    strict=True,
-)
 @pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "text/plain"])
 def test_json_body_without_json_content_type_is_accepted_like_rasa(
     client: TestClient, content_type: str

@@ -263,12 +263,6 @@ def test_frame_over_the_configured_size_is_refused(make_hub: MakeHub) -> None:
         assert bot["sender"] == "bot"
 
 
-@pytest.mark.xfail(
-    reason="BUG: channels/web.py connect() calls websocket.receive_text(), which raises "
-    "KeyError('text') on a binary frame: the socket dies with a server error instead of an "
-    "error frame",
-    strict=True,
-)
 def test_binary_frame_gets_an_error_and_the_socket_stays_usable(client: TestClient) -> None:
     with client.websocket_connect(f"{WS}?visitor=v1") as ws:
         hello(ws)

@@ -45,9 +45,12 @@ def test_check_lists_every_error_and_fails(tmp_path: Path) -> None:
     out = kefu("check", "--bot", str(bot), tmp=tmp_path)
     assert out.returncode == 1
     lines = out.stdout.splitlines()
-    assert any(line.startswith(f"{bot}/flows/extra.yml:5:9:") and "unknown step" in line for line in lines)
     assert any(
-        "extra.yml:6:" in line and "'no_such_intent' is not in the NLU data" in line for line in lines
+        line.startswith(f"{bot}/flows/extra.yml:5:9:") and "unknown step" in line for line in lines
+    )
+    assert any(
+        "extra.yml:6:" in line and "'no_such_intent' is not in the NLU data" in line
+        for line in lines
     )
 
 
