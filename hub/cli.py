@@ -209,8 +209,7 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--name")
     create.add_argument("--role", default="agent", help="admin, agent or designer")
     create.add_argument("--team", action="append", help="team name (repeatable)")
-    bench = command("bench", cmd_bench, "run the benchmarks (from the repository root)", bot=False)
-    bench.add_argument("rest", nargs=argparse.REMAINDER)
+    command("bench", cmd_bench, "run the benchmarks (options go to bench/rest_bench.py)", bot=False)
     return p
 
 
@@ -218,7 +217,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    args = parser().parse_args(argv)
+    p = parser()
+    args, extra = p.parse_known_args(argv)
+    if args.command == "bench":
+        args.rest = extra  # e.g. `kefu bench --duration 5`
+    elif extra:
+        p.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.func(args))
     except SettingsError as e:
