@@ -14,7 +14,7 @@ from sqlmodel import col, select
 
 from hub.messages import Delivery, Inbound, Kind, Sender, Status, utcnow
 from hub.store.database import Database
-from hub.store.models import Agent, AuditLog, CannedResponse, Contact, Conversation, Message
+from hub.store.models import Agent, AuditLog, Contact, Conversation, Message
 
 
 class CursorError(ValueError):
@@ -406,7 +406,3 @@ class Store:
     async def count_agents(self) -> int:
         async with self.db.read() as s:
             return int((await s.exec(select(func.count(col(Agent.id))))).one())
-
-    async def canned_responses(self) -> list[CannedResponse]:
-        async with self.db.read() as s:
-            return list((await s.exec(select(CannedResponse))).all())

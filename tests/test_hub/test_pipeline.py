@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from hub.messages import Event, Sender, Status
+from hub.messages import Event, Inbound, Sender, Status
 from hub.testing import TestBot
 
 
@@ -100,9 +100,7 @@ async def test_redelivery_stores_nothing_new_and_answers_the_same(testbot: TestB
     messages = await testbot.hub.store.messages(cid)
     assert [m.sender_type for m in messages] == ["contact", "bot"]
     same = await testbot.hub.receive(
-        __import__("hub.messages", fromlist=["Inbound"]).Inbound(
-            channel="test", sender_id="tester", text="hello", channel_message_id="m-1"
-        )
+        Inbound(channel="test", sender_id="tester", text="hello", channel_message_id="m-1")
     )
     assert [r.message_id for r in same] == [r.message_id for r in first]
 
@@ -172,8 +170,6 @@ async def test_a_failing_flow_hands_over_instead_of_crashing(testbot: TestBot) -
 
 async def test_a_redelivery_racing_past_the_check_is_answered_not_stored(testbot: TestBot) -> None:
     """Regression: the unique constraint catches it; answering must not re-take the held lock."""
-    from hub.messages import Inbound
-
     first = await testbot.say("hello", message_id="m-9")
     real = testbot.hub.pipeline.find_duplicate
     calls: list[Inbound] = []
