@@ -52,7 +52,7 @@ class Pipeline:
             # 1. A redelivery stores nothing new and gets the first answer again.
             seen = await self.find_duplicate(inbound)
             if seen is not None:
-                return await self.answered_before(seen, on_stored)
+                return await self.answered_before(seen, inbound, on_stored)
 
             # 2. Understand it, and store it with what was understood.
             understanding = understand(inbound, self.classifier)
@@ -63,7 +63,7 @@ class Pipeline:
             if recorded is None:  # the same message raced in through another process
                 seen = await self.find_duplicate(inbound)
                 assert seen is not None
-                return await self.answered_before(seen, on_stored)
+                return await self.answered_before(seen, inbound, on_stored)
             conversation, message, created = recorded
             assert message.id is not None
             if on_stored:
@@ -127,14 +127,17 @@ class Pipeline:
         return await self.store.find_inbound(inbound.channel, inbound.channel_message_id)
 
     async def answered_before(
-        self, seen: Message, on_stored: Callable[[int], Awaitable[None]] | None
+        self,
+        seen: Message,
+        inbound: Inbound,
+        on_stored: Callable[[int], Awaitable[None]] | None,
     ) -> list[Outbound]:
         """A message stored before: acknowledged again, answered with the same replies."""
         assert seen.id is not None
         if on_stored:
             await on_stored(seen.id)
         replies = await self.store.replies_to(seen.id)
-        return [await self.conversations.outbound(m) for m in replies]
+        return [await self.conversations.outbound(m, inbound.sender_id) for m in replies]
 
     async def wake(self, conversation: Conversation) -> Conversation:
         """A customer writing again reopens a resolved conversation to the bot, and wakes a
