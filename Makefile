@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test lint format bench clean bench-rasa
 
 install: $(STAMP)
 
@@ -34,3 +34,7 @@ bench: install
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+
+# Optional: Rasa 3.6 as a peer on CLINC150, in its own Python 3.10 venv (.venv-rasa); DATA=... overrides ../shared/data.
+bench-rasa:
+	DATA="$(DATA)" RASA_PYTHON="$(RASA_PYTHON)" bash bench/rasa/run.sh

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from channels.base import ChannelConfigError
@@ -169,7 +171,7 @@ def create_app(
     flows: FlowRunner | None = None,
 ) -> FastAPI:
     """The ASGI app. Pass `classifier`/`flows` to reuse ones already loaded (tests, chat)."""
-    from hub.inbox import events, routes  # the inbox imports app-level dependencies
+    from hub.inbox import events, nlu, routes  # the inbox imports app-level dependencies
 
     hub = Hub(
         settings,
@@ -194,10 +196,18 @@ def create_app(
             app.include_router(router)
     app.include_router(routes.router)
     app.include_router(events.router)
+    app.include_router(nlu.router)
 
     @app.exception_handler(InvalidTransition)
     async def _conflict(request: Request, exc: InvalidTransition) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes the input, which fails to encode when it holds a lone
+        # surrogate ("\ud800" in JSON); replace those rather than answer 500.
+        content = _without_surrogates(jsonable_encoder({"detail": exc.errors()}))
+        return JSONResponse(content, status_code=422)
 
     @app.exception_handler(CursorError)
     async def _bad_cursor(request: Request, exc: CursorError) -> JSONResponse:
@@ -214,3 +224,14 @@ def create_app(
         return JSONResponse({"ready": ok, **checks}, status_code=200 if ok else 503)
 
     return app
+
+
+def _without_surrogates(value: Any) -> Any:
+    """``value`` with every lone surrogate in its strings replaced by U+FFFD."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, list):
+        return [_without_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    return value

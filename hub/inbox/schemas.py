@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hub.conversations import message_view
 from hub.messages import Status
@@ -83,3 +84,69 @@ def conversation_view(row: ConversationRow, agents: dict[int, Agent]) -> dict[st
         "resolved_at": when(c.resolved_at),
         "snooze_until": when(c.snooze_until),
     }
+
+
+# ---- NLU parse API (`POST /api/v1/nlu/parse`, Rasa's `/model/parse` shape) ----------------
+
+MAX_PARSE_CHARS = 10_000
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class NluParseBody(BaseModel):
+    """As Rasa's `/model/parse` body: other keys (Rasa's `message_id`) are accepted and ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    text: str = Field(
+        min_length=1,
+        max_length=MAX_PARSE_CHARS,
+        description="the message to parse; `/intent{json}` is taken as said, as in Rasa",
+    )
+
+    @field_validator("text", mode="before")
+    @classmethod
+    def _no_lone_surrogates(cls, text: Any) -> Any:
+        """JSON may carry a lone surrogate (`"\\ud800"`), which can't be encoded back into
+        the answer: it becomes U+FFFD, one character for one, so offsets still hold."""
+        return _LONE_SURROGATE.sub("\ufffd", text) if isinstance(text, str) else text
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, text: str) -> str:
+        if not text.strip():
+            raise ValueError("text is blank: give the message to parse")
+        return text
+
+
+class NluIntent(BaseModel):
+    """The parse's intent: `name` is null when the message is judged out of scope or falls
+    below the threshold; `confidence` is the best-ranked label's either way."""
+
+    name: str | None
+    confidence: float
+
+
+class NluRankedIntent(BaseModel):
+    name: str
+    confidence: float
+
+
+class NluEntity(BaseModel):
+    """An entity, as Rasa's; `extractor` names the Rasa component that would have found it."""
+
+    entity: str
+    value: Any
+    start: int
+    end: int
+    extractor: str
+
+
+class NluParse(BaseModel):
+    """Rasa's `/model/parse` answer, plus `language` and `ambiguous` (ours)."""
+
+    text: str
+    intent: NluIntent
+    entities: list[NluEntity]
+    intent_ranking: list[NluRankedIntent]
+    language: str | None = Field(description="zh, en, ... or null when the text doesn't tell")
+    ambiguous: bool = Field(description="the two best-ranked intents are close to each other")

@@ -190,6 +190,12 @@ def test_json_body_without_json_content_type_is_accepted_like_rasa(
     assert r.json()[0]["recipient_id"] == "u1"
 
 
+def test_a_payload_nested_too_deep_is_taken_as_text_not_a_500(client: TestClient) -> None:
+    message = "/check_order" + '{"a":' * 1500 + "1" + "}" * 1500
+    replies = say(client, "deep", message)
+    assert replies and all("text" in reply for reply in replies)
+
+
 def test_rasa_health_endpoint(client: TestClient) -> None:
     r = client.get("/webhooks/rest/")
     assert r.status_code == 200

@@ -52,6 +52,20 @@ def test_login(api: tuple[TestClient, dict[str, str]]) -> None:
     assert client.post("/api/v1/auth/login", json={"email": "lin@example.com"}).status_code == 422
 
 
+def test_invalid_body_with_a_lone_surrogate_is_422_not_500(
+    api: tuple[TestClient, dict[str, str]],
+) -> None:
+    client, _ = api
+    # Valid JSON that Python can decode but not encode back to UTF-8.
+    r = client.post(
+        "/api/v1/auth/login",
+        content=b'{"email": "\\ud800"}',
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 422
+    assert any(error["loc"] == ["body", "password"] for error in r.json()["detail"])
+
+
 @pytest.mark.parametrize(
     "path", ["/api/v1/conversations", "/api/v1/conversations/1", "/api/v1/conversations/1/messages"]
 )
