@@ -32,6 +32,8 @@ from hub.settings import Settings, SettingsError
 from hub.status import InvalidTransition
 from hub.store import CursorError, Database, Store
 from nlu import IntentClassifier, TrainingData
+from nlu.classifier import training_key
+from nlu.persistence import MODEL_FILE
 
 log = logging.getLogger(__name__)
 
@@ -41,22 +43,31 @@ def model_dir(settings: Settings) -> Path:
 
 
 def train_classifier(settings: Settings, force: bool = False) -> IntentClassifier:
-    """The bot's classifier: loaded when saved from the same data and settings, else trained
-    and saved (so `kefu run` trains only when the NLU data changed)."""
+    """The bot's classifier: the saved one when it was trained on the same data with the same
+    settings, else trained and saved (so `kefu run` trains only when something changed)."""
+    return ensure_classifier(settings, force)[0]
+
+
+def ensure_classifier(settings: Settings, force: bool = False) -> tuple[IntentClassifier, bool]:
+    """`train_classifier`, also telling whether it trained (True) or loaded the saved model."""
     data = TrainingData.load(settings.bot.path / "nlu")
-    threshold = settings.bot.nlu_threshold
+    options: dict[str, Any] = {
+        "threshold": settings.bot.nlu_threshold,
+        "target_false_reject": settings.bot.nlu_false_reject,
+        "ambiguity_margin": settings.bot.nlu_ambiguity_margin,
+    }
     path = model_dir(settings)
-    if not force and path.exists():
+    if not force and (path / MODEL_FILE).exists():
         try:
             saved = IntentClassifier.load(path)
-            same_threshold = threshold == "auto" or saved.threshold == float(threshold)
-            if saved.fingerprint == data.fingerprint() and same_threshold:
-                return saved
+            if saved.metadata.get("training_key") == training_key(data, **options):
+                return saved, False
+            log.info("training NLU: the data or the NLU settings changed")
         except Exception as e:  # an old or damaged model is simply trained again
             log.warning("retraining: the saved model at %s can't be used (%s)", path, e)
-    classifier = IntentClassifier.train(data, threshold=threshold)
+    classifier = IntentClassifier.train(data, **options)
     classifier.save(path)
-    return classifier
+    return classifier, True
 
 
 def load_flow_engine(settings: Settings) -> FlowEngine:

@@ -75,11 +75,16 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from hub.app import model_dir, train_classifier
+    from hub.app import ensure_classifier, model_dir
 
     settings = _settings(args)
-    classifier = train_classifier(settings, force=True)
-    print(f"trained {len(classifier.intents)} intents -> {model_dir(settings)}")
+    classifier, trained = ensure_classifier(settings, force=args.force)
+    where = model_dir(settings)
+    if trained:
+        seconds = classifier.metadata["training_seconds"]
+        print(f"trained {len(classifier.intents)} intents in {seconds:.1f} s -> {where}")
+    else:
+        print(f"{where} is up to date (same NLU data and settings); --force retrains")
     return 0
 
 
@@ -196,7 +201,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8000)
     command("migrate", cmd_migrate, "apply database migrations", bot=False)
-    command("train", cmd_train, "train the bot's NLU model")
+    train = command("train", cmd_train, "train the bot's NLU model if its data or settings changed")
+    train.add_argument("--force", action="store_true", help="train even when up to date")
     command("check", cmd_check, "validate the bot folder; exit 1 on any error")
     command("chat", cmd_chat, "talk to the bot in the terminal")
     agent = sub.add_parser("agent", help="manage agents")

@@ -52,6 +52,10 @@ class BotSettings(BaseModel):
     path: Path = Path("examples/shop")
     language: str = "zh"
     nlu_threshold: Literal["auto"] | float = "auto"
+    # what "auto" aims for: the share of in-scope messages the bot may fail to recognize
+    nlu_false_reject: float = Field(default=0.05, gt=0.0, lt=1.0)
+    # top two intents closer than this: the parse is "ambiguous" (the bot can ask which)
+    nlu_ambiguity_margin: float = Field(default=0.1, ge=0.0, lt=1.0)
     fallback: FallbackSettings = FallbackSettings()
     handoff_intents: list[str] = ["human"]
 

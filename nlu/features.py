@@ -1,58 +1,136 @@
-"""The classifier's features: TF-IDF of tokenize() words (1-2 grams) and of character n-grams.
+"""The classifier's features: TF-IDF of word 1-2 grams and of character 1-4 grams.
 
-Word n-grams carry meaning; character n-grams catch typos ("wheres my oder"), inflections and
-Chinese words jieba cuts differently. The pipeline is plain scikit-learn so skops can store it.
+Word n-grams (jieba words for Chinese, see tokenize.py) carry meaning; character n-grams within
+words catch typos ("wheres my oder"), inflections and Chinese words jieba cuts differently.
+
+Training uses scikit-learn's `TfidfVectorizer` with the n-gram functions below as its analyzer;
+parsing one message does not: the fitted vocabulary and IDF weights are applied here with a few
+dict lookups and NumPy operations, about 30x cheaper than the vectorizer's `transform` for one
+message (FACTS.md: 2-5 ms), and equal to it (tests/test_nlu/test_features.py checks).
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
-from sklearn.compose import ColumnTransformer
+import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
 
 from nlu.tokenize import tokenize
 
-__all__ = ["build_pipeline", "feature_rows"]
+__all__ = ["Block", "Featurizer", "char_ngrams", "normalize", "word_ngrams"]
 
 # Long numbers (order ids, phone numbers) say "a number", not which one.
 _LONG_NUMBER = re.compile(r"\d{4,}")
-_CHARS, _WORDS = 0, 1  # columns of feature_rows()
+CHAR_NGRAMS = (1, 4)
+WORD_NGRAMS = (1, 2)
 
 
-def feature_rows(texts: Sequence[str]) -> np.ndarray:
-    """The pipeline's input: per message its normalized text and its space-joined tokens."""
-    rows = np.empty((len(texts), 2), dtype=object)
-    for index, text in enumerate(texts):
-        normalized = _LONG_NUMBER.sub("0000", unicodedata.normalize("NFKC", text).casefold())
-        rows[index, _CHARS] = " ".join(normalized.split())
-        rows[index, _WORDS] = " ".join(tokenize(normalized))
-    return rows
+def normalize(text: str) -> str:
+    """NFKC, case-folded, long numbers masked, whitespace collapsed."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return " ".join(_LONG_NUMBER.sub("0000", folded).split())
 
 
-def build_pipeline(
-    *, c: float = 10.0, char_ngrams: tuple[int, int] = (1, 3), word_ngrams: tuple[int, int] = (1, 2)
-) -> Pipeline:
-    """An unfitted pipeline: word and char TF-IDF side by side, then logistic regression."""
-    words = TfidfVectorizer(
-        analyzer="word",
-        token_pattern=r"[^ ]+",  # tokens come pre-cut by tokenize(), space-joined
-        lowercase=False,
-        ngram_range=word_ngrams,
-        sublinear_tf=True,
-    )
-    chars = TfidfVectorizer(
-        analyzer="char_wb", ngram_range=char_ngrams, lowercase=False, sublinear_tf=True
-    )
-    features = ColumnTransformer([("words", words, _WORDS), ("chars", chars, _CHARS)])
-    # SAG at tol 1e-3 scores as lbfgs does on the data measured (see classifier.py) and fits the
-    # demo data in 0.08 s instead of 0.48 s; random_state makes its shuffling repeatable.
-    model = LogisticRegression(
-        C=c, solver="sag", tol=1e-3, max_iter=1000, class_weight="balanced", random_state=0
-    )
-    return Pipeline([("features", features), ("model", model)])
+def char_ngrams(text: str) -> list[str]:
+    """Character n-grams inside space-padded words, as scikit-learn's ``char_wb`` analyzer."""
+    low, high = CHAR_NGRAMS
+    grams: list[str] = []
+    for word in normalize(text).split():
+        padded = f" {word} "
+        size = len(padded)
+        for n in range(low, high + 1):
+            if n > size and n > low:  # a short word counts its whole padded form once
+                break
+            grams.extend(padded[i : i + n] for i in range(max(size - n + 1, 1)))
+    return grams
+
+
+def word_ngrams(text: str) -> list[str]:
+    """Token 1- and 2-grams of the normalized text; tokens as `tokenize` cuts them."""
+    tokens = tokenize(normalize(text))
+    grams = list(tokens)
+    for n in range(2, WORD_NGRAMS[1] + 1):
+        grams.extend(" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+    return grams
+
+
+ANALYZERS = {"words": word_ngrams, "chars": char_ngrams}
+
+
+@dataclass
+class Block:
+    """One fitted TF-IDF block: term -> column, and each column's IDF weight."""
+
+    analyzer: str
+    vocabulary: dict[str, int]
+    idf: np.ndarray  # float64, one per column
+
+    def weights(self, text: str) -> tuple[list[int], np.ndarray]:
+        """Columns and L2-normalized sublinear TF-IDF weights of ``text`` in this block."""
+        vocabulary = self.vocabulary
+        counts = Counter(vocabulary[g] for g in ANALYZERS[self.analyzer](text) if g in vocabulary)
+        if not counts:
+            return [], np.zeros(0)
+        columns = list(counts)
+        values = (1.0 + np.log(np.fromiter(counts.values(), float, len(counts)))) * self.idf[
+            columns
+        ]
+        return columns, values / np.sqrt(values @ values)
+
+
+class Featurizer:
+    """Word and char TF-IDF blocks side by side, each L2-normalized, as one sparse row."""
+
+    def __init__(self, blocks: list[Block]) -> None:
+        """Use `fit`, or rebuild a saved one from its blocks."""
+        self.blocks = blocks
+        self.offsets = np.cumsum([0] + [len(b.vocabulary) for b in blocks])
+
+    @property
+    def size(self) -> int:
+        """Number of columns."""
+        return int(self.offsets[-1])
+
+    @classmethod
+    def fit(cls, texts: Sequence[str]) -> tuple[Featurizer, sp.csr_matrix]:
+        """Learn vocabulary and IDF from ``texts``; return the featurizer and their rows."""
+        blocks, matrices = [], []
+        for analyzer in ANALYZERS:
+            vectorizer = TfidfVectorizer(analyzer=ANALYZERS[analyzer], sublinear_tf=True)
+            matrices.append(vectorizer.fit_transform(texts))
+            vocabulary = {str(term): int(column) for term, column in vectorizer.vocabulary_.items()}
+            blocks.append(Block(analyzer, vocabulary, np.asarray(vectorizer.idf_, dtype=float)))
+        return cls(blocks), sp.csr_matrix(sp.hstack(matrices, format="csr"))
+
+    def row(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """Columns and weights of one message (the sparse row, without building a matrix)."""
+        columns: list[int] = []
+        values: list[np.ndarray] = []
+        for block, offset in zip(self.blocks, self.offsets, strict=False):
+            block_columns, block_values = block.weights(text)
+            columns.extend(c + int(offset) for c in block_columns)
+            values.append(block_values)
+        return np.asarray(columns, dtype=np.intp), np.concatenate(values)
+
+    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+        """Rows of several messages as one CSR matrix."""
+        indptr, indices, data = [0], [], []
+        for text in texts:
+            columns, values = self.row(text)
+            indices.append(columns)
+            data.append(values)
+            indptr.append(indptr[-1] + len(columns))
+        return sp.csr_matrix(
+            (
+                np.concatenate(data) if data else np.zeros(0),
+                np.concatenate(indices) if indices else np.zeros(0, dtype=np.intp),
+                np.asarray(indptr),
+            ),
+            shape=(len(texts), self.size),
+        )

@@ -85,10 +85,26 @@ def test_migrate_and_configuration_errors(tmp_path: Path) -> None:
     assert "NOT_SET_ANYWHERE" in out.stderr and "wx" in out.stderr
 
 
-def test_train_writes_a_model_the_hub_reuses(tmp_path: Path) -> None:
+def test_train_skips_when_nothing_changed(tmp_path: Path) -> None:
+    model = tmp_path / "data/models/nlu/model.npz"
     out = kefu("train", tmp=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert (tmp_path / "data/models/nlu/model.json").exists()
+    assert out.stdout.startswith("trained 12 intents") and model.exists()
+    written = model.stat().st_mtime_ns
+
+    again = kefu("train", tmp=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "is up to date" in again.stdout and model.stat().st_mtime_ns == written
+
+    # the same data with another NLU setting is another model
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"bot:\n  path: {ROOT / 'examples/shop'}\n  nlu_threshold: 0.4\n", encoding="utf-8"
+    )
+    changed = kefu("train", tmp=tmp_path, KEFU_CONFIG=str(config))
+    assert changed.stdout.startswith("trained"), changed.stdout + changed.stderr
+    forced = kefu("train", "--force", tmp=tmp_path, KEFU_CONFIG=str(config))
+    assert forced.stdout.startswith("trained"), forced.stdout + forced.stderr
 
 
 def test_chat_in_the_terminal(tmp_path: Path) -> None:

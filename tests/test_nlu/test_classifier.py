@@ -7,12 +7,12 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
-import skops.io as sio
 
 from nlu import IntentClassifier, NluDataError, Parse, TrainingData
-from nlu.classifier import MAX_THRESHOLD, MIN_THRESHOLD
-from nlu.persistence import METADATA_FILE, PIPELINE_FILE, UntrustedModelError
+from nlu.classifier import MAX_THRESHOLD, MIN_THRESHOLD, training_key
+from nlu.persistence import METADATA_FILE, MODEL_FILE, ModelFileError
 
 DEMO = Path(__file__).parents[2] / "examples" / "shop" / "nlu"
 
@@ -129,12 +129,16 @@ def test_auto_threshold_is_bounded(classifier: IntentClassifier) -> None:
     assert MIN_THRESHOLD <= classifier.threshold <= MAX_THRESHOLD
 
 
-def test_explicit_threshold_rejects_low_confidence(data: TrainingData) -> None:
-    strict = IntentClassifier.train(data, threshold=0.999)
-    parse = strict.parse("how much does shipping cost")
-    assert parse.intent is None
-    assert parse.ranking[0][0] == "shipping"
-    assert strict.threshold == 0.999
+def test_explicit_threshold_rejects_low_confidence(
+    classifier: IntentClassifier, data: TrainingData
+) -> None:
+    text = "shipping or returns, I am not sure"  # two intents' words: not a confident parse
+    unsure = classifier.parse(text)
+    assert unsure.ranking[0][0] in {"shipping", "returns"} and unsure.confidence < 0.99
+    strict = IntentClassifier.train(data, threshold=0.99)
+    parse = strict.parse(text)
+    assert strict.threshold == 0.99
+    assert parse.intent is None and parse.ranking == unsure.ranking
 
 
 @pytest.mark.parametrize("settings", [{"threshold": 1.5}, {"target_false_reject": 0.0}])
@@ -166,7 +170,8 @@ def test_save_and_load_round_trip(
     metadata = json.loads((folder / METADATA_FILE).read_text(encoding="utf-8"))
     assert metadata["fingerprint"] == data.fingerprint()
     assert metadata["threshold"] == classifier.threshold
-    assert {"scikit-learn", "numpy", "scipy", "skops", "jieba"} <= set(metadata["versions"])
+    assert metadata["training_key"] == training_key(data)
+    assert {"scikit-learn", "numpy", "scipy", "jieba"} <= set(metadata["versions"])
 
     loaded = IntentClassifier.load(folder)
     assert loaded.fingerprint == data.fingerprint() == classifier.fingerprint
@@ -179,17 +184,46 @@ class Payload:
 
     loaded = False
 
-    def __setstate__(self, state: dict[str, object]) -> None:
+    def __reduce__(self) -> tuple[object, tuple[()]]:
+        return (Payload._run, ())
+
+    @staticmethod
+    def _run() -> None:
         Payload.loaded = True
-        self.__dict__.update(state)
 
 
-def test_load_refuses_untrusted_types(classifier: IntentClassifier, tmp_path: Path) -> None:
+def test_load_refuses_pickled_objects(classifier: IntentClassifier, tmp_path: Path) -> None:
     classifier.save(tmp_path)
-    sio.dump({"pipeline": Payload()}, tmp_path / PIPELINE_FILE)
-    with pytest.raises(UntrustedModelError, match=r"Payload"):
+    with np.load(tmp_path / MODEL_FILE) as stored:
+        content = {name: stored[name] for name in stored.files}
+    content["weights"] = np.array([Payload()], dtype=object)  # needs pickle to load
+    np.savez(tmp_path / MODEL_FILE, **content)
+    with pytest.raises(ModelFileError, match="not a readable model"):
         IntentClassifier.load(tmp_path)
     assert Payload.loaded is False
+
+
+@pytest.mark.parametrize("damage", [b"", b"not a zip file", b"PK\x03\x04truncated"])
+def test_damaged_model_file_is_a_clear_error(
+    classifier: IntentClassifier, tmp_path: Path, damage: bytes
+) -> None:
+    classifier.save(tmp_path)
+    (tmp_path / MODEL_FILE).write_bytes(damage)
+    with pytest.raises(ModelFileError, match=str(tmp_path / MODEL_FILE)):
+        IntentClassifier.load(tmp_path)
+
+
+def test_training_key_changes_with_data_and_settings(data: TrainingData) -> None:
+    other = TrainingData.from_yaml("nlu:\n- intent: a\n  examples: |\n    - x\n")
+    keys = {
+        training_key(data),
+        training_key(other),
+        training_key(data, threshold=0.5),
+        training_key(data, target_false_reject=0.1),
+        training_key(data, ambiguity_margin=0.2),
+    }
+    assert len(keys) == 5
+    assert training_key(data) == training_key(TrainingData.load(DEMO))
 
 
 def test_training_is_deterministic(classifier: IntentClassifier, data: TrainingData) -> None:
