@@ -26,12 +26,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
 import itertools
 import logging
 import os
-import platform
-import shlex
 import shutil
 import signal
 import socket
@@ -45,11 +42,11 @@ from typing import Any
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import report as common
+
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
-RESULTS_FILE = ROOT / "BENCHMARKS.md"
-START_MARK = "<!-- rest-bench:start -->"
-END_MARK = "<!-- rest-bench:end -->"
 WEBHOOK = "/webhooks/rest/webhook"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -418,28 +415,8 @@ def servers_table(servers: dict[str, Server]) -> str:
     return "\n".join(rows)
 
 
-def command_line() -> str:
-    extra = shlex.join(a for a in sys.argv[1:] if a != "--")
-    if os.environ.get("MAKELEVEL"):
-        cmd = "make bench"
-    elif "hub.cli" in sys.modules:  # `kefu bench` runs this file through runpy
-        cmd = "kefu bench --" if len(sys.argv) > 1 else "kefu bench"
-    else:
-        python = os.path.relpath(sys.executable, Path.cwd())
-        cmd = f"{python} bench/rest_bench.py"
-    return f"{cmd} {extra}".strip()
-
-
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
-
-
 def report(results: list[Result], servers: dict[str, Server], args: argparse.Namespace) -> str:
-    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    now = common.now()
     ncpu = len(os.sched_getaffinity(0))  # what `nproc` prints
     hub = [r for r in results if r.target == "hub"]
     base = {r.concurrency: r for r in results if r.target == "baseline"}
@@ -454,14 +431,11 @@ def report(results: list[Result], servers: dict[str, Server], args: argparse.Nam
         r for r in results if r.target == "baseline" and r.client_cpu > 0.75 * r.elapsed
     ]
     rounds = f", {args.rounds} rounds, the median one shown" if args.rounds > 1 else ""
-    load = ", ".join(f"{x:.2f}" for x in args.loadavg)
     lines = [
         "### REST channel: hub (bot on SQLite, in-process bus) vs. bare FastAPI",
         "",
-        f"- Date: {now}; command: `{command_line()}`",
-        f"- Machine: {ncpu} CPUs (`nproc`), {cpu_model()}; Python {platform.python_version()}, "
-        f"{platform.system()} {platform.release()}; load average before the run: {load} "
-        "(other work on the machine shows here)",
+        f"- Date: {now}; command: `{common.command_line('rest', 'bench/rest_bench.py')}`",
+        f"- Machine: {common.machine(args.loadavg)}",
         "- msg/s counts answered messages (200 with a non-empty list) over the measured window; "
         "latencies are over all 200 responses; errors are non-200 answers and exceptions.",
         f"- Load: {args.warmup:g} s warm-up, then {args.duration:g} s measured per target and "
@@ -491,37 +465,6 @@ def report(results: list[Result], servers: dict[str, Server], args: argparse.Nam
     if samples:
         lines += ["", "Errors seen (first few):", "", *[f"- `{s}`" for s in samples]]
     return "\n".join(lines) + "\n"
-
-
-INTRO = """# Benchmarks
-
-How these figures are made: `make bench` (which runs `kefu bench`, i.e. `bench/rest_bench.py`
-from the repository root) starts the servers it measures as subprocesses on 127.0.0.1, with a
-fresh temporary data folder and SQLite database, and measures a **baseline in the same run**: a
-bare FastAPI endpoint (`bench/baseline_app.py`) taking the same JSON body, served by uvicorn the
-same way as the hub. The load generator runs on the same machine. These machines are shared and
-have 2 cores, so absolute numbers move from run to run: compare the ratios to the baseline,
-medians and CPU per message, not the absolutes. The baseline's msg/s is partly bounded by the
-httpx load generator itself (see its `client CPU`), which is why the server CPU per message is
-also reported. The section below is rewritten by each run (`--no-write` to only print it;
-`--help` for the durations, concurrency levels and `--rounds`).
-
-"""
-
-
-def write_results(section: str) -> None:
-    block = f"{START_MARK}\n{section}{END_MARK}"
-    if RESULTS_FILE.exists():
-        text = RESULTS_FILE.read_text()
-    else:
-        text = INTRO + f"{START_MARK}\n{END_MARK}\n"
-    if START_MARK in text and END_MARK in text:
-        head, rest = text.split(START_MARK, 1)
-        tail = rest.split(END_MARK, 1)[1]
-        text = head + block + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    RESULTS_FILE.write_text(text)
 
 
 # ---- main -------------------------------------------------------------------------------------
@@ -665,8 +608,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.write and args.profile_hub:
         print("not writing BENCHMARKS.md: the hub ran under cProfile", file=sys.stderr)
     elif args.write:
-        write_results(section)
-        print(f"updated {RESULTS_FILE.relative_to(ROOT)}", file=sys.stderr)
+        common.write_section("rest-bench", section)
+        print(f"updated {common.RESULTS_FILE.relative_to(ROOT)}", file=sys.stderr)
     return 0
 
 

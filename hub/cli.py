@@ -172,15 +172,27 @@ def cmd_agent_create(args: argparse.Namespace) -> int:
     return asyncio.run(create())
 
 
+BENCHMARKS = {"nlu": "bench/nlu_bench.py", "rest": "bench/rest_bench.py"}
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     import runpy
 
-    script = Path("bench/rest_bench.py")
-    if not script.exists():
-        print("kefu bench runs from the repository root (bench/rest_bench.py)", file=sys.stderr)
-        return 2
-    sys.argv = [str(script), *args.rest]
-    runpy.run_path(str(script), run_name="__main__")
+    rest = list(args.rest)
+    parts = [rest.pop(0)] if rest and rest[0] in (*BENCHMARKS, "all") else ["all"]
+    if parts == ["all"]:
+        parts = list(BENCHMARKS)
+    for part in parts:
+        script = Path(BENCHMARKS[part])
+        if not script.exists():
+            print(f"kefu bench runs from the repository root ({script})", file=sys.stderr)
+            return 2
+        sys.argv = [str(script), *rest]
+        try:
+            runpy.run_path(str(script), run_name="__main__")
+        except SystemExit as e:
+            if e.code:
+                return int(e.code) if isinstance(e.code, int) else 1
     return 0
 
 
@@ -215,7 +227,12 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--name")
     create.add_argument("--role", default="agent", help="admin, agent or designer")
     create.add_argument("--team", action="append", help="team name (repeatable)")
-    command("bench", cmd_bench, "run the benchmarks (options go to bench/rest_bench.py)", bot=False)
+    command(
+        "bench",
+        cmd_bench,
+        "run the benchmarks: `kefu bench [nlu|rest] [options of that benchmark]`",
+        bot=False,
+    )
     return p
 
 

@@ -53,6 +53,18 @@ def test_order_id_regex_ignores_longer_and_shorter_numbers() -> None:
     ]
 
 
+def test_a_mobile_number_is_not_an_order_id() -> None:
+    extractor = demo_extractor()
+    found = extractor.extract("订单20231105没到，打我电话13912345678")
+    assert [(e["entity"], e["value"]) for e in found] == [("order_id", "20231105")]
+
+
+def test_short_carrier_names_are_found_and_canonical() -> None:
+    extractor = demo_extractor()
+    found = extractor.extract("shipped by SF, not ZTO or China Post")
+    assert [e["value"] for e in found] == ["顺丰", "中通", "EMS"]
+
+
 def test_longest_of_overlapping_matches_wins() -> None:
     extractor = EntityExtractor(
         regexes={"number": [r"\d+"]}, lookups={"carrier": ["顺丰", "顺丰速运"]}
