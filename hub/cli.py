@@ -227,12 +227,9 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--name")
     create.add_argument("--role", default="agent", help="admin, agent or designer")
     create.add_argument("--team", action="append", help="team name (repeatable)")
-    command(
-        "bench",
-        cmd_bench,
-        "run the benchmarks: `kefu bench [nlu|rest] [options of that benchmark]`",
-        bot=False,
-    )
+    bench_help = "run the benchmarks: `kefu bench [nlu|rest] [that benchmark's options]`"
+    bench = sub.add_parser("bench", help=bench_help, description=bench_help, add_help=False)
+    bench.set_defaults(func=cmd_bench)  # every option, --help too, goes to the benchmark
     return p
 
 

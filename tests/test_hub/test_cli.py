@@ -120,3 +120,9 @@ def test_chat_in_the_terminal(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert "bot> Hello! I'm the Kefu Shop assistant" in out.stdout
     assert "system> 正在为您转接人工客服" in out.stdout
+
+
+def test_bench_options_go_to_the_named_benchmark(tmp_path: Path) -> None:
+    out = kefu("bench", "nlu", "--help", tmp=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("usage: nlu_bench") and "--data" in out.stdout
