@@ -26,6 +26,11 @@ class ParseResult(Protocol):
         """ "zh", "en", ... or "und" when the text doesn't tell (digits, emoji)."""
         ...
 
+    @property
+    def ambiguous(self) -> bool:
+        """The two best intents are too close to choose between."""
+        ...
+
 
 class Classifier(Protocol):
     """Intent classification and entity extraction for one message."""

@@ -72,7 +72,7 @@ async def parse(body: NluParseBody, hub: HubDep, agent: CurrentAgent) -> NluPars
             for name, confidence in result.ranking[:RANKING_LENGTH]
         ],
         language=None if result.language == "und" else result.language,
-        ambiguous=bool(getattr(result, "ambiguous", False)),  # not every Classifier tells
+        ambiguous=result.ambiguous,
     )
 
 
