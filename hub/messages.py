@@ -119,6 +119,7 @@ class Understanding(Frozen):
     ranking: tuple[tuple[str, float], ...] = ()
     language: str | None = None
     explicit: bool = False  # came from a `/intent{json}` payload, not from the classifier
+    ambiguous: bool = False  # the two best intents are too close: "did you mean A or B?"
 
     def entity(self, name: str) -> Any:
         """The value of the first entity called `name`, or None."""

@@ -70,6 +70,7 @@ def understand(inbound: Inbound, classifier: Classifier) -> Understanding:
         entities=tuple(dict(e) for e in parse.entities),
         ranking=tuple((name, float(score)) for name, score in parse.ranking[:5]),
         language=None if parse.language == "und" else parse.language,
+        ambiguous=parse.ambiguous,
     )
 
 

@@ -300,18 +300,30 @@ def calibrate(
     confidence below which ``target_false_reject`` of the in-scope examples fall (an in-scope
     example predicted out of scope counts as rejected whatever the threshold).
     """
-    folds = min(CV_FOLDS, *Counter(y.tolist()).values())
-    in_scope = np.array([classes[label] != OUT_OF_SCOPE for label in y])
-    if folds < 2 or not in_scope.any():
+    counts = Counter(y.tolist())
+    # Intents with fewer examples than folds are never held out (every fold trains on them),
+    # so one new intent with two examples does not cost the whole bot its calibration.
+    held = np.array([counts[label] >= CV_FOLDS for label in y.tolist()])
+    in_scope = np.array([classes[label] != OUT_OF_SCOPE for label in y.tolist()])
+    if not (held & in_scope).any():
         return FALLBACK_TEMPERATURE, FALLBACK_THRESHOLD
-    decisions = np.zeros((len(y), len(classes)))
-    for train, held_out in StratifiedKFold(folds, shuffle=True, random_state=0).split(rows, y):
-        svm = _fit(rows[train], y[train])
-        # a fold may lack a class only when it has fewer examples than folds: excluded above
-        decisions[held_out] = _decisions(svm, rows[held_out], len(classes))
+    always = np.flatnonzero(~held)
+    candidates = np.flatnonzero(held)
+    decisions = np.zeros((len(candidates), len(classes)))
+    splits = StratifiedKFold(CV_FOLDS, shuffle=True, random_state=0).split(
+        candidates, y[candidates]
+    )
+    for train, held_out in splits:
+        svm = _fit(
+            rows[np.concatenate([always, candidates[train]])],
+            y[np.concatenate([always, candidates[train]])],
+        )
+        decisions[held_out] = _decisions(svm, rows[candidates[held_out]], len(classes))
+    truth = y[candidates]
 
     def log_loss(temperature: float) -> float:
-        return float(-log_softmax(decisions * temperature, axis=1)[np.arange(len(y)), y].mean())
+        scaled = log_softmax(decisions * temperature, axis=1)
+        return float(-scaled[np.arange(len(truth)), truth].mean())
 
     fitted = float(minimize_scalar(log_loss, bounds=(0.5, 50.0), method="bounded").x)
     temperature = TEMPERATURE_SCALE * fitted
@@ -319,7 +331,7 @@ def calibrate(
     predicted = probabilities.argmax(axis=1)
     out = classes.index(OUT_OF_SCOPE) if OUT_OF_SCOPE in classes else -1
     scores = np.where(predicted == out, 0.0, probabilities.max(axis=1))
-    threshold = float(np.quantile(scores[in_scope], target_false_reject))
+    threshold = float(np.quantile(scores[in_scope[candidates]], target_false_reject))
     return temperature, min(max(threshold, MIN_THRESHOLD), MAX_THRESHOLD)
 
 

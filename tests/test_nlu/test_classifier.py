@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from nlu import IntentClassifier, NluDataError, Parse, TrainingData
-from nlu.classifier import MAX_THRESHOLD, MIN_THRESHOLD, training_key
+from nlu.classifier import FALLBACK_TEMPERATURE, MAX_THRESHOLD, MIN_THRESHOLD, training_key
 from nlu.persistence import METADATA_FILE, MODEL_FILE, ModelFileError
 
 DEMO = Path(__file__).parents[2] / "examples" / "shop" / "nlu"
@@ -233,3 +233,17 @@ def test_training_is_deterministic(classifier: IntentClassifier, data: TrainingD
         first, second = classifier.parse(text), again.parse(text)
         assert first.intent == second.intent
         assert math.isclose(first.confidence, second.confidence)
+
+
+def test_an_intent_with_one_example_does_not_cost_the_bot_its_calibration(
+    classifier: IntentClassifier,
+) -> None:
+    yaml = (DEMO / "chitchat.yml").read_text(encoding="utf-8") + (
+        "\n- intent: opening_hours\n  examples: |\n    - when are you open\n"
+    )
+    data = TrainingData.load([DEMO / "support.yml", DEMO / "orders.yml", DEMO / "out_of_scope.yml"])
+    data.training_examples += TrainingData.from_yaml(yaml).training_examples
+    trained = IntentClassifier.train(data)
+    assert trained.temperature != FALLBACK_TEMPERATURE  # fitted by cross-validation
+    assert abs(trained.temperature - classifier.temperature) < 0.5 * classifier.temperature
+    assert trained.parse("when are you open today").ranking[0][0] == "opening_hours"
