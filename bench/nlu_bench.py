@@ -52,9 +52,11 @@ from nlu import IntentClassifier, TrainingData  # noqa: E402
 from nlu.data import Example  # noqa: E402
 from nlu.persistence import MODEL_FILE  # noqa: E402
 from nlu.tokenize import tokenize, warm_up  # noqa: E402
+from nlu.vectors import StaticVectors  # noqa: E402
 
 OUT = metrics.OUT
 RASA_RESULTS = BENCH / "results" / "rasa_clinc150.json"
+DEFAULT_VECTORS = ROOT / "data" / "vectors" / "minilm"
 LATENCY_MESSAGES = 2000
 Ranking = list[tuple[str, float]]
 
@@ -67,14 +69,17 @@ class Kefu:
 
     name = "kefu (this repo)"
 
-    def __init__(self) -> None:
+    def __init__(self, vectors: StaticVectors | None = None) -> None:
         self.model: IntentClassifier | None = None
+        self.vectors = vectors
+        if vectors is not None:
+            self.name = f"kefu + static vectors ({Path(vectors.metadata['path']).name})"
 
     def train(self, texts: Sequence[str], labels: Sequence[str]) -> None:
         data = TrainingData(
             training_examples=[Example(t, y) for t, y in zip(texts, labels, strict=True)]
         )
-        self.model = IntentClassifier.train(data)
+        self.model = IntentClassifier.train(data, vectors=self.vectors)
 
     def rankings(self, texts: Sequence[str]) -> list[Ranking]:
         assert self.model is not None
@@ -280,7 +285,7 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
             "| closed-set accuracy (test) | " + " | ".join(closed) + " | train s |",
             "|---|" + "--:|" * (len(closed) + 1),
         ]
-        for system in ("kefu", "baseline"):
+        for system in results[closed[0]]:
             cells = [pct(results[n][system]["closed_accuracy"]) for n in closed]
             seconds = " / ".join(f"{results[n][system]['train_seconds']:.1f}" for n in closed)
             lines.append(
@@ -323,6 +328,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--sets", default="clinc150,hwu64,smp2019")
     p.add_argument("--no-write", dest="write", action="store_false")
     p.add_argument("--json", type=Path, default=BENCH / "results" / "nlu.json")
+    p.add_argument(
+        "--vectors",
+        type=Path,
+        default=DEFAULT_VECTORS,
+        help="static vectors folder (make vectors); measured as a third system when present",
+    )
     args = p.parse_args(argv)
     args.loadavg = os.getloadavg()
     if not (args.data / "clinc150").exists():
@@ -331,11 +342,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     warm_up()
     results: dict[str, Any] = {}
     sets = args.sets.split(",")
-    for system_type in (Kefu, Baseline):
+    systems: list[tuple[str, Callable[[], Any]]] = [("kefu", Kefu), ("baseline", Baseline)]
+    if (args.vectors / "vectors.npz").exists():
+        vectors = StaticVectors.load(args.vectors)
+        systems.insert(1, ("kefu_vectors", lambda: Kefu(vectors)))
+    for key, system_type in systems:
         if "clinc150" in sets:
             system = system_type()
             figures = clinc(args.data, system)
-            results.setdefault("clinc150", {})[system_type.__name__.lower()] = {
+            results.setdefault("clinc150", {})[key] = {
                 "name": system.name,
                 **figures,
             }
@@ -347,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if name in sets:
                 system = system_type()
                 figures = closed_set(reader(args.data), train, test, system)
-                results.setdefault(name, {})[system_type.__name__.lower()] = {
+                results.setdefault(name, {})[key] = {
                     "name": system.name,
                     **figures,
                 }

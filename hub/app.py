@@ -34,6 +34,7 @@ from hub.store import CursorError, Database, Store
 from nlu import IntentClassifier, TrainingData
 from nlu.classifier import training_key
 from nlu.persistence import MODEL_FILE
+from nlu.vectors import StaticVectors, VectorsError
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +57,23 @@ def ensure_classifier(settings: Settings, force: bool = False) -> tuple[IntentCl
         "target_false_reject": settings.bot.nlu_false_reject,
         "ambiguity_margin": settings.bot.nlu_ambiguity_margin,
     }
+    vectors = None
+    if settings.bot.nlu_vectors is not None:
+        try:
+            vectors = StaticVectors.load(settings.bot.nlu_vectors)
+        except VectorsError as e:
+            raise SettingsError(f"bot.nlu_vectors: {e} (build it with `make vectors`)") from e
+    key = training_key(data, **options, vectors=vectors.digest if vectors else None)
     path = model_dir(settings)
     if not force and (path / MODEL_FILE).exists():
         try:
-            saved = IntentClassifier.load(path)
-            if saved.metadata.get("training_key") == training_key(data, **options):
+            saved = IntentClassifier.load(path, vectors=vectors)
+            if saved.metadata.get("training_key") == key:
                 return saved, False
             log.info("training NLU: the data or the NLU settings changed")
         except Exception as e:  # an old or damaged model is simply trained again
             log.warning("retraining: the saved model at %s can't be used (%s)", path, e)
-    classifier = IntentClassifier.train(data, **options)
+    classifier = IntentClassifier.train(data, **options, vectors=vectors)
     classifier.save(path)
     return classifier, True
 

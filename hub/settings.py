@@ -56,6 +56,8 @@ class BotSettings(BaseModel):
     nlu_false_reject: float = Field(default=0.05, gt=0.0, lt=1.0)
     # top two intents closer than this: the parse is "ambiguous" (the bot can ask which)
     nlu_ambiguity_margin: float = Field(default=0.1, ge=0.0, lt=1.0)
+    # optional static subword vectors (`make vectors`) added to the classifier's features
+    nlu_vectors: Path | None = None
     fallback: FallbackSettings = FallbackSettings()
     handoff_intents: list[str] = ["human"]
 

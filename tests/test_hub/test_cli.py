@@ -126,3 +126,21 @@ def test_bench_options_go_to_the_named_benchmark(tmp_path: Path) -> None:
     out = kefu("bench", "nlu", "--help", tmp=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("usage: nlu_bench") and "--data" in out.stdout
+
+
+def test_train_with_static_vectors(tmp_path: Path) -> None:
+    from tests.test_nlu.test_vectors import make_vectors
+
+    make_vectors(tmp_path / "vectors")
+    config = tmp_path / "config.yaml"
+    bot = f"bot:\n  path: {ROOT / 'examples/shop'}\n  nlu_vectors: {tmp_path / 'vectors'}\n"
+    config.write_text(bot, encoding="utf-8")
+    out = kefu("train", tmp=tmp_path, KEFU_CONFIG=str(config))
+    assert out.stdout.startswith("trained"), out.stdout + out.stderr
+    again = kefu("train", tmp=tmp_path, KEFU_CONFIG=str(config))
+    assert "is up to date" in again.stdout, again.stdout + again.stderr
+
+    config.write_text(bot.replace("vectors\n", "missing\n"), encoding="utf-8")
+    missing = kefu("train", tmp=tmp_path, KEFU_CONFIG=str(config))
+    assert missing.returncode == 2
+    assert "bot.nlu_vectors" in missing.stderr and "make vectors" in missing.stderr

@@ -247,3 +247,13 @@ def test_an_intent_with_one_example_does_not_cost_the_bot_its_calibration(
     assert trained.temperature != FALLBACK_TEMPERATURE  # fitted by cross-validation
     assert abs(trained.temperature - classifier.temperature) < 0.5 * classifier.temperature
     assert trained.parse("when are you open today").ranking[0][0] == "opening_hours"
+
+
+def test_folds_in_worker_processes_calibrate_as_in_one(
+    classifier: IntentClassifier, data: TrainingData, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("nlu.classifier.PARALLEL_FROM", 1)  # as for large data
+    parallel = IntentClassifier.train(data)
+    assert parallel.temperature == classifier.temperature
+    assert parallel.threshold == classifier.threshold
+    assert parallel.parse("我要退货") == classifier.parse("我要退货")
