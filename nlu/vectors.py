@@ -63,7 +63,8 @@ class StaticVectors:
             raise VectorsError(f"{path}: not a usable vectors folder ({e})") from e
         if table.dtype.kind != "f":
             raise VectorsError(f"{path / TABLE_FILE}: the table is not numeric ({table.dtype})")
-        digest = hashlib.sha256(tokenizer_bytes + table_bytes).hexdigest()
+        # of what parsing uses, not of the metadata (where the table was built from)
+        digest = hashlib.sha256(tokenizer_bytes + np.ascontiguousarray(table).tobytes()).hexdigest()
         return cls(tokenizer, table, {**metadata, "digest": digest, "path": str(path)})
 
     def embed(self, text: str) -> np.ndarray:

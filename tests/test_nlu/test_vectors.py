@@ -78,3 +78,12 @@ def test_saved_model_loads_with_its_vectors_and_refuses_others(tmp_path: Path) -
         IntentClassifier.load(tmp_path / "model", vectors=other)
     key = training_key(DATA, vectors=vectors.digest)
     assert model.metadata["training_key"] == key != training_key(DATA)
+
+
+def test_the_digest_covers_what_parsing_uses_not_the_metadata(tmp_path: Path) -> None:
+    first = make_vectors(tmp_path / "a")
+    tokenizer = Tokenizer.from_file(str(tmp_path / "a" / "tokenizer.json"))
+    save(tmp_path / "b", tokenizer, first.table, {"source": "built elsewhere"})
+    assert StaticVectors.load(tmp_path / "b").digest == first.digest
+    save(tmp_path / "c", tokenizer, first.table * 2, {"source": "test"})
+    assert StaticVectors.load(tmp_path / "c").digest != first.digest
