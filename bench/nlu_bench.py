@@ -83,7 +83,12 @@ class Kefu:
 
     def rankings(self, texts: Sequence[str]) -> list[Ranking]:
         assert self.model is not None
-        return [p.ranking for p in self.model.parse_many(list(texts))]
+        # The score a threshold applies to is the parse's confidence: the best probability, for
+        # a model with static vectors discounted by closeness to the intent's examples.
+        return [
+            [(p.ranking[0][0], p.confidence), *p.ranking[1:]]
+            for p in self.model.parse_many(list(texts))
+        ]
 
     def parse_one(self) -> Callable[[str], object]:
         assert self.model is not None

@@ -87,3 +87,13 @@ def test_the_digest_covers_what_parsing_uses_not_the_metadata(tmp_path: Path) ->
     assert StaticVectors.load(tmp_path / "b").digest == first.digest
     save(tmp_path / "c", tokenizer, first.table * 2, {"source": "test"})
     assert StaticVectors.load(tmp_path / "c").digest != first.digest
+
+
+def test_far_from_every_example_is_out_of_scope_however_sure_the_svm(tmp_path: Path) -> None:
+    model = IntentClassifier.train(DATA, vectors=make_vectors(tmp_path), threshold=0.3)
+    near = model.parse("refund please")
+    assert near.intent == "refund" and near.confidence > 0.5
+    assert near.confidence <= near.ranking[0][1]  # the probability, discounted by closeness
+    far = model.parse("qwerty zzz")  # unknown tokens: a vector unlike either intent's
+    assert far.ranking[0][1] > 0.5  # the SVM alone would take it
+    assert far.intent is None and far.confidence < 0.3
