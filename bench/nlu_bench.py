@@ -17,7 +17,11 @@ latency for the demo bot's model; and the entity
 extractors on the demo data. The Rasa 3.6 peer (`make bench-rasa`, its own venv) writes
 bench/results/rasa_clinc150.json; its row is shown when that file exists, with its date.
 
-    python bench/nlu_bench.py [--data ../shared/data] [--sets clinc150,hwu64,smp2019] [--no-write]
+With static vectors built (`make vectors`, data/vectors/minilm, or `--vectors DIR`), the hub's
+classifier is measured a second time with them, as a third system.
+
+    python bench/nlu_bench.py [--data ../shared/data] [--sets clinc150,hwu64,smp2019]
+                              [--vectors DIR] [--no-write]
 """
 
 from __future__ import annotations

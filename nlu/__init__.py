@@ -11,11 +11,13 @@ from nlu.classifier import IntentClassifier, Parse
 from nlu.data import NluDataError, TrainingData
 from nlu.language import detect_language
 from nlu.tokenize import tokenize
+from nlu.vectors import StaticVectors
 
 __all__ = [
     "IntentClassifier",
     "NluDataError",
     "Parse",
+    "StaticVectors",
     "TrainingData",
     "detect_language",
     "tokenize",
