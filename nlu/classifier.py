@@ -182,15 +182,13 @@ class IntentClassifier:
         started = time.perf_counter()
         add_words(data.entity_values)
         featurizer, rows = Featurizer.fit(texts)
-        if vectors is not None:
-            embeddings = vectors.embed_many(texts)
-            dense = embeddings * VECTOR_WEIGHT
-            rows = sp.csr_matrix(sp.hstack([rows, sp.csr_matrix(dense)], format="csr"))
+        embeddings = None if vectors is None else vectors.embed_many(texts)
+        if embeddings is not None:
+            extra = sp.csr_matrix(embeddings * VECTOR_WEIGHT)
+            rows = sp.csr_matrix(sp.hstack([rows, extra], format="csr"))
         classes = sorted(set(labels))
         y = np.searchsorted(classes, labels)
-        temperature, calibrated = calibrate(
-            rows, y, classes, target_false_reject, embeddings if vectors is not None else None
-        )
+        temperature, calibrated = calibrate(rows, y, classes, target_false_reject, embeddings)
         if threshold == "auto":
             threshold = calibrated
         weights, bias = _weights(_fit(rows, y), len(classes))
@@ -229,8 +227,8 @@ class IntentClassifier:
             extractor=EntityExtractor(data.regexes, data.lookups, data.synonyms),
             metadata=metadata,
             vectors=vectors,
-            vector_weights=vector_weights if vectors is not None else None,
-            centroids=_centroids(embeddings, y, len(classes)) if vectors is not None else None,
+            vector_weights=None if embeddings is None else vector_weights,
+            centroids=None if embeddings is None else _centroids(embeddings, y, len(classes)),
         )
 
     @property
