@@ -117,20 +117,3 @@ class Featurizer:
             columns.extend(c + int(offset) for c in block_columns)
             values.append(block_values)
         return np.asarray(columns, dtype=np.intp), np.concatenate(values)
-
-    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
-        """Rows of several messages as one CSR matrix."""
-        indptr, indices, data = [0], [], []
-        for text in texts:
-            columns, values = self.row(text)
-            indices.append(columns)
-            data.append(values)
-            indptr.append(indptr[-1] + len(columns))
-        return sp.csr_matrix(
-            (
-                np.concatenate(data) if data else np.zeros(0),
-                np.concatenate(indices) if indices else np.zeros(0, dtype=np.intp),
-                np.asarray(indptr),
-            ),
-            shape=(len(texts), self.size),
-        )
