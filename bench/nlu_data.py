@@ -58,6 +58,19 @@ def smp2019(root: Path) -> dict[str, Split]:
     return splits
 
 
+def smp2019_slots(root: Path) -> dict[str, dict[str, str]]:
+    """SMP2019-ECDT's slot annotations (slot -> value, each value a substring of the text).
+
+    They are training data like the labels: a Rasa project would carry them as entity
+    annotations, which is how the kefu system in the benchmark receives them.
+    """
+    records = json.loads((root / "smp2019-ecdt" / "2019train.json").read_text(encoding="utf-8"))
+    slots: dict[str, dict[str, str]] = {}
+    for record in records:
+        slots.setdefault(record["text"].strip(), dict(record.get("slots") or {}))
+    return slots
+
+
 def _bio_sentences(path: Path) -> list[str]:
     """Sentences of a char-level BIO file: one ``char tag`` per line, then the intent line."""
     sentences: list[str] = []
