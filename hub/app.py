@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,9 @@ from fastapi.responses import JSONResponse
 
 from channels.base import ChannelConfigError
 from channels.registry import build_channels
-from flows import FlowEngine, load_flows
+from flows import FlowEngine, FlowError, LoadedFlow, load_flows
+from flows.actions import ActionError, ActionRunner, load_actions
+from flows.checks import check_references
 from hub.bus import InProcessBus
 from hub.conversations import Conversations
 from hub.fallback import Fallback
@@ -28,10 +31,10 @@ from hub.messages import Event, Inbound, Outbound, Status, utcnow
 from hub.outbox import Outbox
 from hub.pipeline import Pipeline
 from hub.ports import Classifier, FlowRunner
-from hub.settings import Settings, SettingsError
+from hub.settings import Settings, SettingsError, load_settings
 from hub.status import InvalidTransition
 from hub.store import CursorError, Database, Store
-from nlu import IntentClassifier, TrainingData
+from nlu import IntentClassifier, NluDataError, TrainingData
 from nlu.classifier import training_key
 from nlu.persistence import MODEL_FILE
 from nlu.vectors import StaticVectors, VectorsError
@@ -78,8 +81,111 @@ def ensure_classifier(settings: Settings, force: bool = False) -> tuple[IntentCl
     return classifier, True
 
 
+@dataclass
+class BotFiles:
+    """A bot folder read and checked: what loaded, and every problem as `path:line:col: what`."""
+
+    data: TrainingData | None
+    flows: dict[str, LoadedFlow]
+    actions: ActionRunner | None
+    errors: list[str]
+
+
+def read_bot(settings: Settings) -> BotFiles:
+    """NLU data, flows and actions of the bot folder, checked against each other."""
+    bot = settings.bot
+    errors: list[str] = []
+    data: TrainingData | None = None
+    try:
+        data = TrainingData.load(bot.path / "nlu")
+    except NluDataError as e:
+        errors += e.errors
+    try:
+        flows = load_flows(bot.path / "flows")
+    except FlowError as e:
+        errors += e.errors
+        flows = e.flows
+    actions: ActionRunner | None = None
+    try:
+        actions = load_actions(bot.path, bot.action_endpoint, bot.action_timeout)
+    except ActionError as e:
+        errors.append(f"{bot.path / 'actions.py'}:1:1: {e}")
+    names = actions.names() if actions is not None else set()
+    errors += check_references(flows, data.intents if data else None, names)
+    return BotFiles(data, flows, actions, errors)
+
+
 def load_flow_engine(settings: Settings) -> FlowEngine:
-    return FlowEngine(load_flows(settings.bot.path / "flows"), settings.bot.language)
+    """The bot's flow engine; raises FlowError listing every problem of the bot's files."""
+    files = read_bot(settings)
+    if files.errors:
+        raise FlowError(files.errors, files.flows)
+    return FlowEngine(files.flows, settings.bot.language, files.actions)
+
+
+class BotReloader:
+    """Reloads the bot while the hub runs: flows, NLU data (retraining when it changed),
+    actions and the `bot:` settings. Invalid files leave the last good bot serving; their
+    errors are logged and shown by /readyz."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.errors: list[str] = []
+        self.loaded_at = utcnow()
+        self.reloads = 0
+        config = hub.settings.config_path
+        self._config_mtime = config.stat().st_mtime if config and config.exists() else None
+
+    async def watch(self) -> None:
+        import watchfiles
+
+        paths = [self.hub.settings.bot.path]
+        config = self.hub.settings.config_path
+        if config is not None and config.exists():
+            paths.append(config)
+        async for _ in watchfiles.awatch(*paths, debounce=300, step=100):
+            await self.reload()
+
+    async def reload(self) -> list[str]:
+        """Load everything again; swap it in when valid. Returns the errors (empty: done)."""
+        current = self.hub.settings
+        try:
+            settings = current
+            config = current.config_path
+            if (
+                config is not None
+                and config.exists()
+                and config.stat().st_mtime != self._config_mtime
+            ):
+                # the config file changed: its `bot:` section applies (other sections need a
+                # restart); otherwise the settings stay as started (with any overrides)
+                settings = current.model_copy(update={"bot": load_settings(config).bot})
+            files = await asyncio.to_thread(read_bot, settings)
+            errors = files.errors
+            classifier = None
+            if not errors:
+                classifier = await asyncio.to_thread(train_classifier, settings)
+        except (SettingsError, NluDataError) as e:
+            errors = str(e).splitlines()
+        if errors or classifier is None:
+            self.errors = errors
+            log.error("bot not reloaded, the last good one keeps serving:\n%s", "\n".join(errors))
+            return errors
+        engine = FlowEngine(files.flows, settings.bot.language, files.actions)
+        self.hub.use_bot(settings, classifier, engine)
+        self.errors = []
+        self.loaded_at = utcnow()
+        self.reloads += 1
+        log.info("bot reloaded from %s", settings.bot.path)
+        return []
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "path": str(self.hub.settings.bot.path),
+            "loaded_at": self.loaded_at.isoformat(),
+            "reloads": self.reloads,
+            "errors": self.errors,
+        }
 
 
 class Hub:
@@ -101,6 +207,7 @@ class Hub:
             self.store, self.bus, self.outbox, self.channels, settings.bot.language
         )
         self.classifier = classifier
+        self.reloader = BotReloader(self)
         self.pipeline = Pipeline(
             store=self.store,
             conversations=self.conversations,
@@ -112,6 +219,17 @@ class Hub:
             default_language=settings.bot.language,
         )
         self._tasks: list[asyncio.Task[None]] = []
+
+    def use_bot(self, settings: Settings, classifier: Classifier, flows: FlowRunner) -> None:
+        """Serve this bot from the next message on (the hot reload's swap)."""
+        self.settings = settings
+        self.classifier = classifier
+        pipeline = self.pipeline
+        pipeline.classifier, pipeline.flows = classifier, flows
+        pipeline.fallback = Fallback(settings.bot.fallback.handoff_after, settings.bot.language)
+        pipeline.handoff_intents = frozenset(settings.bot.handoff_intents)
+        pipeline.default_language = settings.bot.language
+        self.conversations.default_language = settings.bot.language
 
     # ---- the Receiver port (what channels call) ----------------------------------------
 
@@ -143,6 +261,8 @@ class Hub:
         if resent:
             log.info("outbox: %d queued messages from before the restart sent again", resent)
         self._tasks.append(asyncio.create_task(self._wake_snoozed()))
+        if self.settings.bot.reload:
+            self._tasks.append(asyncio.create_task(self.reloader.watch()))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -151,6 +271,9 @@ class Hub:
                 await task
         for channel in self.channels.values():
             await channel.stop()
+        flows = self.pipeline.flows
+        if isinstance(flows, FlowEngine):
+            await flows.aclose()
         await self.outbox.close()
         await self.db.close()
 
@@ -240,7 +363,9 @@ def create_app(
     async def readyz() -> JSONResponse:
         checks = await hub.ready()
         ok = all(v == "ok" for v in checks.values())
-        return JSONResponse({"ready": ok, **checks}, status_code=200 if ok else 503)
+        # The bot's state is detail, not readiness: with invalid files the last good bot serves.
+        body = {"ready": ok, **checks, "bot": hub.reloader.status()}
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     return app
 

@@ -118,6 +118,53 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_test(args: argparse.Namespace) -> int:
+    """Run the bot's conversation tests (`<bot>/tests/*.yml`, see flows/convtest.py) against a
+    hub in memory: SQLite in a temporary folder and only the in-memory channel, whatever the
+    config names; the NLU model is the saved one when up to date (as `kefu train` leaves it).
+    `-k TEXT` runs only the tests whose name contains TEXT (ignoring case).
+
+    Exit status: 0 when every test passed (and at least one ran); 1 when a test failed, or when
+    there was no test to run (none in the folder, or none matching -k); 2 when a test, flow or
+    NLU file is invalid (every error printed as `path:line:column: what is wrong`) or the
+    configuration is."""
+    from flows import FlowError
+    from flows.convtest import ConversationTestError, format_result, load_tests, run_tests, summary
+    from hub.app import train_classifier
+    from nlu import NluDataError
+
+    settings = _settings(args)
+    folder = settings.bot.path / "tests"
+    try:
+        tests = load_tests(folder)
+    except ConversationTestError as e:
+        for error in e.errors:
+            print(error)
+        print(f"{len(e.errors)} error(s)", file=sys.stderr)
+        return 2
+    if args.k:
+        tests = [t for t in tests if args.k.lower() in t.name.lower()]
+    if not tests:
+        matching = f" matching -k {args.k!r}" if args.k else ""
+        print(f"no conversation tests in {folder}{matching}", file=sys.stderr)
+        return 1
+    color = sys.stdout.isatty()
+    try:
+        classifier = train_classifier(settings)
+        results = asyncio.run(
+            run_tests(
+                settings, tests, classifier, on_result=lambda r: print(format_result(r, color))
+            )
+        )
+    except (FlowError, NluDataError) as e:
+        for error in e.errors:
+            print(error)
+        print(f"{len(e.errors)} error(s) in the bot's files", file=sys.stderr)
+        return 2
+    print(summary(results))
+    return 0 if all(r.passed for r in results) else 1
+
+
 def cmd_chat(args: argparse.Namespace) -> int:
     from hub.testing import TestBot
 
@@ -216,6 +263,8 @@ def parser() -> argparse.ArgumentParser:
     train = command("train", cmd_train, "train the bot's NLU model if its data or settings changed")
     train.add_argument("--force", action="store_true", help="train even when up to date")
     command("check", cmd_check, "validate the bot folder; exit 1 on any error")
+    test = command("test", cmd_test, "run the bot's conversation tests; exit 0 only if all pass")
+    test.add_argument("-k", metavar="TEXT", help="only the tests whose name contains TEXT")
     command("chat", cmd_chat, "talk to the bot in the terminal")
     agent = sub.add_parser("agent", help="manage agents")
     agent_sub = agent.add_subparsers(dest="agent_command", required=True)

@@ -65,14 +65,18 @@ class Conversations:
         to the customer's message (the caller delivers it). A private note is never sent.
         Returns the stored message and, unless private, what goes to the channel."""
         payload: dict[str, Any] = {}
+        body = reply.text
         if reply.buttons:
             payload["buttons"] = [b.model_dump() for b in reply.buttons]
+            channel = self.channels.get(conversation.channel)
+            if channel is not None and not channel.capabilities.buttons:
+                body = self.numbered(reply, conversation.language)
         if reply.attachments:
             payload["attachments"] = [a.model_dump(mode="json") for a in reply.attachments]
         message = await self.store.add_message(
             conversation,
             reply.sender,
-            reply.text,
+            body,
             payload=payload,
             agent_id=agent_id,
             reply_to_id=reply_to.id if reply_to else None,
@@ -86,6 +90,13 @@ class Conversations:
         if not inline:
             self.outbox.enqueue(outbound)
         return message, outbound
+
+    def numbered(self, reply: Reply, language: str | None) -> str:
+        """Buttons as numbered options, for a channel that can only show text; the pipeline
+        takes a reply of one of the numbers as that button pressed."""
+        options = [f"{i}. {b.title}" for i, b in enumerate(reply.buttons, 1)]
+        hint = text("choose_number", language, self.default_language)
+        return "\n".join([reply.text, *options, hint] if reply.text else [*options, hint])
 
     async def outbound(self, message: Message, recipient_id: str | None = None) -> Outbound:
         if recipient_id is None:

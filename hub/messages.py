@@ -119,6 +119,7 @@ class Understanding(Frozen):
     ranking: tuple[tuple[str, float], ...] = ()
     language: str | None = None
     explicit: bool = False  # came from a `/intent{json}` payload, not from the classifier
+    postback: str | None = None  # the payload of the button the customer pressed
     ambiguous: bool = False  # the two best intents are too close: "did you mean A or B?"
 
     def entity(self, name: str) -> Any:

@@ -78,11 +78,17 @@ class Pipeline:
                 return []  # a human has it: message.created has reached the inbox
 
             # 4. The bot's turn: handoff request, else the flows, else the fallback chain.
+            understanding = self.chosen_option(conversation, inbound) or understanding
             language = self.reply_language(conversation, understanding)
             context = TurnContext(
                 understanding=understanding,
                 language=language,
                 conversation_id=message.conversation_id,
+                contact={
+                    "id": inbound.sender_id,
+                    "name": inbound.sender_name,
+                    "channel": inbound.channel,
+                },
             )
             turn = self.asked_for_a_human(conversation, understanding) or await self.run_flows(
                 conversation, context
@@ -152,6 +158,17 @@ class Pipeline:
             )
         return conversation
 
+    def chosen_option(self, conversation: Conversation, inbound: Inbound) -> Understanding | None:
+        """On a channel without buttons the bot's buttons went out as numbered options: a
+        reply that is just one of those numbers is that button pressed."""
+        options = conversation.flow_state.get("options") or []
+        answer = inbound.text.strip()
+        if inbound.postback or not answer.isdigit() or not 1 <= int(answer) <= len(options):
+            return None
+        title, payload = options[int(answer) - 1]
+        pressed = inbound.model_copy(update={"text": title, "postback": payload})
+        return understand(pressed, self.classifier)
+
     def reply_language(self, conversation: Conversation, understanding: Understanding) -> str:
         """The customer's language: this message's if it tells, else the conversation's."""
         return understanding.language or conversation.language or self.default_language
@@ -165,8 +182,13 @@ class Pipeline:
         recipient_id: str,
     ) -> list[Outbound]:
         assert conversation.id is not None
-        inline = self.channels[conversation.channel].capabilities.inline_replies
-        fields: dict[str, Any] = {"flow_state": turn.state}
+        capabilities = self.channels[conversation.channel].capabilities
+        state = {k: v for k, v in turn.state.items() if k != "options"}
+        offered = [b for reply in turn.replies for b in reply.buttons]
+        if offered and not capabilities.buttons:  # numbered options: remember what they were
+            state["options"] = [[b.title, b.payload] for b in offered]
+        inline = capabilities.inline_replies
+        fields: dict[str, Any] = {"flow_state": state}
         if language != conversation.language:
             fields["language"] = language
         conversation = await self.store.update_conversation(conversation.id, **fields)

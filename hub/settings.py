@@ -60,6 +60,11 @@ class BotSettings(BaseModel):
     nlu_vectors: Path | None = None
     fallback: FallbackSettings = FallbackSettings()
     handoff_intents: list[str] = ["human"]
+    # a Rasa action server's webhook (http://host:5055/webhook); unset: the bot's actions.py
+    action_endpoint: str | None = None
+    action_timeout: float = Field(default=10.0, gt=0, le=120)
+    # reload changed flows, NLU data and bot settings while running (retraining when needed)
+    reload: bool = True
 
     @field_validator("nlu_threshold")
     @classmethod
@@ -76,6 +81,8 @@ class Settings(BaseSettings):
         default="sqlite+aiosqlite:///data/kefu.db", validation_alias="DATABASE_URL"
     )
     redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
+    # the file these settings came from (set by load_settings; the hot reload rereads it)
+    config_path: Path | None = Field(default=None, exclude=True)
     secret_key: str | None = Field(default=None, validation_alias="KEFU_SECRET_KEY")
     data_dir: Path = Field(default=Path("data"), validation_alias="KEFU_DATA_DIR")
     max_body_bytes: int = 1_000_000
@@ -183,6 +190,8 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     if isinstance(bot, dict) and "path" in bot and not Path(bot["path"]).is_absolute():
         bot["path"] = str(path.parent / bot["path"])
     raw.update(overrides)
+    if path.exists():
+        raw.setdefault("config_path", path)
     try:
         return Settings(**raw)
     except ValidationError as e:

@@ -13,6 +13,16 @@ TEXTS: dict[str, dict[str, str]] = {
         "zh": "抱歉，我没有理解您的意思，可以换个说法吗？",
     },
     "talk_to_human": {"en": "Talk to a human", "zh": "转人工"},
+    "cancelled": {"en": "OK, I've stopped that.", "zh": "好的，已取消。"},
+    "invalid_answer": {
+        "en": "Sorry, that doesn't look right.",
+        "zh": "抱歉，您的回答格式不对。",
+    },
+    "resume": {"en": "Now, back to where we were.", "zh": "我们继续刚才的话题。"},
+    "choose_number": {
+        "en": "Reply with the number of your choice.",
+        "zh": "请回复选项前的数字。",
+    },
 }
 
 

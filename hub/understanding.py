@@ -59,12 +59,13 @@ def understand(inbound: Inbound, classifier: Classifier) -> Understanding:
     except PayloadTooDeep:
         explicit = None
     if explicit is not None:
-        return explicit
+        return explicit.model_copy(update={"postback": inbound.postback})
     if not inbound.text.strip():
-        return Understanding(text=inbound.text)
+        return Understanding(text=inbound.text, postback=inbound.postback)
     parse = classifier.parse(inbound.text)
     return Understanding(
         text=inbound.text,
+        postback=inbound.postback,
         intent=parse.intent,
         confidence=float(parse.confidence),
         entities=tuple(dict(e) for e in parse.entities),

@@ -1,0 +1,438 @@
+"""Rasa-sdk custom actions: a bot's actions.py run in process, and the same file served by a
+real `python -m rasa_sdk` action server, give the same slots and messages; every failure is an
+ActionError that says what went wrong."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from flows.actions import (
+    ActionError,
+    ActionOutcome,
+    ActionRequest,
+    HttpActions,
+    InProcessActions,
+    load_actions,
+)
+
+BOT = Path(__file__).resolve().parents[1] / "fixtures" / "actions"
+
+SHOP_ACTIONS = {
+    "lookup_order",
+    "greet_customer",
+    "slow_sync",
+    "slow_async",
+    "explode",
+    "reject",
+    "validate_order_form",
+}
+
+
+def request(
+    name: str,
+    slots: dict[str, Any] | None = None,
+    text: str = "where is 12345678",
+    language: str = "en",
+    **entities: str,
+) -> ActionRequest:
+    return ActionRequest(
+        name=name,
+        sender_id="42",
+        slots=slots or {},
+        latest_message={
+            "text": text,
+            "intent": {"name": "check_order", "confidence": 0.93},
+            "entities": [
+                {"entity": k, "value": v, "start": 0, "end": len(v)} for k, v in entities.items()
+            ],
+            "intent_ranking": [
+                {"name": "check_order", "confidence": 0.93},
+                {"name": "greet", "confidence": 0.04},
+            ],
+        },
+        language=language,
+    )
+
+
+# ---- in process ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def local() -> InProcessActions:
+    return InProcessActions(BOT / "actions.py")
+
+
+def test_every_action_class_of_the_file_is_offered_by_its_name(local: InProcessActions) -> None:
+    # not the abstract helper base class, not FormValidationAction it imports
+    assert local.names() == SHOP_ACTIONS
+    runner = load_actions(BOT, None)
+    assert isinstance(runner, InProcessActions)
+    assert runner.names() == SHOP_ACTIONS
+
+
+async def test_an_async_action_reads_entities_and_sets_slots(local: InProcessActions) -> None:
+    outcome = await local.run(request("lookup_order", order_id="87654321"))
+    assert outcome.slots == {
+        "order_id": "87654321",
+        "order_status": "lost",  # two SlotSets of order_status: the later one wins
+        "intent_seen": "check_order",
+    }
+    first, second = outcome.messages
+    assert first["text"] == "Order 87654321: lost"
+    assert first["buttons"] == [{"title": "Talk to a human", "payload": "/human"}]
+    assert second["image"] == "https://example.com/parcel.png"
+    assert second["custom"] == {"order": "87654321"}
+
+
+async def test_slots_are_read_and_the_language_is_in_the_metadata(local: InProcessActions) -> None:
+    outcome = await local.run(
+        request("lookup_order", slots={"order_id": "12345678"}, text="查订单", language="zh")
+    )
+    assert outcome.slots["order_status"] == "shipped"
+    assert outcome.messages[0]["text"] == "订单 12345678：shipped"
+
+
+async def test_an_action_does_not_change_the_request(local: InProcessActions) -> None:
+    req = request("lookup_order", slots={"order_id": "12345678"})
+    await local.run(req)
+    assert req.slots == {"order_id": "12345678"}
+    assert "metadata" not in req.latest_message
+
+
+async def test_a_sync_action(local: InProcessActions) -> None:
+    outcome = await local.run(request("greet_customer", slots={"name": "Li Lei", "order_id": "1"}))
+    assert outcome.slots == {"greeted": True, "slots_in_domain": ["name", "order_id"]}
+    hello, menu = outcome.messages
+    assert hello["text"] == "Hello Li Lei!"
+    assert menu["response"] == "utter_menu"  # a domain response by name, for the caller to resolve
+
+
+async def test_a_blocking_sync_action_does_not_stall_the_event_loop(
+    local: InProcessActions,
+) -> None:
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    try:
+        outcome = await local.run(request("slow_sync"))  # time.sleep(0.3) inside
+    finally:
+        ticker.cancel()
+    assert outcome.slots == {"done": True}
+    assert ticks >= 10
+
+
+async def test_an_action_that_raises(local: InProcessActions) -> None:
+    with pytest.raises(
+        ActionError, match=r"action 'explode' raised ValueError: order database is down"
+    ):
+        await local.run(request("explode"))
+
+
+async def test_an_action_that_rejects(local: InProcessActions) -> None:
+    with pytest.raises(ActionError, match=r"'reject' rejected execution: cannot handle gift cards"):
+        await local.run(request("reject"))
+
+
+async def test_an_unknown_action_names_what_there_is(local: InProcessActions) -> None:
+    with pytest.raises(ActionError) as e:
+        await local.run(request("refund_order"))
+    assert "unknown action 'refund_order'" in str(e.value)
+    assert "lookup_order" in str(e.value)
+
+
+def test_a_syntax_error_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "actions.py"
+    path.write_text(
+        "from rasa_sdk import Action\n\nclass Broken(Action:\n    pass\n", encoding="utf-8"
+    )
+    with pytest.raises(ActionError) as e:
+        load_actions(tmp_path, None)
+    assert str(path) in str(e.value)
+    assert "SyntaxError" in str(e.value)
+    assert "line 3" in str(e.value)
+
+
+def test_an_import_error_names_the_file_and_the_module(tmp_path: Path) -> None:
+    path = tmp_path / "actions.py"
+    path.write_text("import kefu_no_such_module\n", encoding="utf-8")
+    with pytest.raises(ActionError) as e:
+        InProcessActions(path)
+    assert str(path) in str(e.value)
+    assert "ModuleNotFoundError" in str(e.value)
+    assert "kefu_no_such_module" in str(e.value)
+
+
+def test_an_action_class_without_a_name_is_an_error(tmp_path: Path) -> None:
+    # rasa-sdk's action server does not start with such a class either
+    path = tmp_path / "actions.py"
+    path.write_text(
+        "from rasa_sdk import Action\n\nclass Base(Action):\n    pass\n", encoding="utf-8"
+    )
+    with pytest.raises(ActionError, match=r"Base has no name\(\)"):
+        InProcessActions(path)
+
+
+async def test_a_fixed_file_loads_again(tmp_path: Path) -> None:
+    path = tmp_path / "actions.py"
+    path.write_text("raise RuntimeError('half written')\n", encoding="utf-8")
+    with pytest.raises(ActionError, match="half written"):
+        InProcessActions(path)
+    path.write_text(
+        "from rasa_sdk import Action\n"
+        "from rasa_sdk.events import SlotSet\n"
+        "class Ping(Action):\n"
+        "    def name(self): return 'ping'\n"
+        "    def run(self, dispatcher, tracker, domain): return [SlotSet('pong', 1)]\n",
+        encoding="utf-8",
+    )
+    assert await InProcessActions(path).run(request("ping")) == ActionOutcome({"pong": 1}, [])
+
+
+async def test_a_reload_runs_the_edited_code_even_when_the_size_is_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # with bytecode caching on, Python's loader would run the stale .pyc (same mtime second and size)
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    path = tmp_path / "actions.py"
+    code = (
+        "from rasa_sdk import Action\n"
+        "from rasa_sdk.events import SlotSet\n"
+        "class Status(Action):\n"
+        "    def name(self): return 'status'\n"
+        "    def run(self, dispatcher, tracker, domain): return [SlotSet('s', 'OLD')]\n"
+    )
+    path.write_text(code, encoding="utf-8")
+    old = InProcessActions(path)
+    path.write_text(code.replace("OLD", "NEW"), encoding="utf-8")  # same size, same second
+    assert (await InProcessActions(path).run(request("status"))).slots == {"s": "NEW"}
+    assert (await old.run(request("status"))).slots == {"s": "OLD"}  # the old one still serves
+    assert not (tmp_path / "__pycache__").exists()  # nothing written into the bot folder
+
+
+async def test_a_value_json_cannot_hold_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "actions.py"
+    path.write_text(
+        "from rasa_sdk import Action\n"
+        "from rasa_sdk.events import SlotSet\n"
+        "class Odd(Action):\n"
+        "    def name(self): return 'odd'\n"
+        "    def run(self, dispatcher, tracker, domain): return [SlotSet('when', object())]\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ActionError, match=r"'odd'.*JSON"):
+        await InProcessActions(path).run(request("odd"))
+
+
+def test_no_actions_file_and_no_endpoint_means_no_actions(tmp_path: Path) -> None:
+    assert load_actions(tmp_path, None) is None
+    runner = load_actions(tmp_path, "http://localhost:5055/webhook", timeout=3)
+    assert isinstance(runner, HttpActions)
+    assert runner.names() is None
+    with pytest.raises(ActionError, match="not an http"):
+        load_actions(tmp_path, "localhost:5055")
+
+
+# ---- over HTTP, against a real rasa-sdk action server -----------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def action_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`python -m rasa_sdk --actions actions` serving tests/fixtures/actions/actions.py."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("action_server") / "server.log"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(BOT),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "SANIC_HOST": "127.0.0.1",
+    }
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)],
+            cwd=log.parent,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: Sanic runs the app in a child
+        )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=0.5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(
+                    f"the rasa-sdk action server did not start:\n{log.read_text(errors='replace')}"
+                )
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}/webhook"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+@pytest.fixture
+def remote(action_server: str) -> HttpActions:
+    return HttpActions(action_server, timeout=5)
+
+
+@pytest.mark.parametrize(
+    "req",
+    [
+        request("lookup_order", order_id="87654321"),
+        request("lookup_order", slots={"order_id": "12345678"}, text="查订单", language="zh"),
+        request("lookup_order", text="where is my parcel"),
+        request("greet_customer", slots={"name": "Li Lei", "order_id": "1"}),
+    ],
+    ids=["entity", "slot-zh", "nothing", "sync"],
+)
+async def test_the_action_server_gives_what_in_process_gives(
+    req: ActionRequest, remote: HttpActions, local: InProcessActions
+) -> None:
+    over_http = await remote.run(req)
+    assert over_http == await local.run(req)
+    assert over_http.slots or over_http.messages
+
+
+async def test_an_unknown_action_on_the_server(remote: HttpActions) -> None:
+    with pytest.raises(ActionError) as e:
+        await remote.run(request("refund_order"))
+    message = str(e.value)
+    assert "'refund_order'" in message
+    assert "404" in message
+    assert "No registered action found for name 'refund_order'" in message  # the server's words
+
+
+async def test_a_rejection_on_the_server(remote: HttpActions) -> None:
+    with pytest.raises(ActionError, match=r"'reject' rejected execution.*cannot handle gift cards"):
+        await remote.run(request("reject"))
+
+
+async def test_an_action_that_raises_on_the_server(remote: HttpActions) -> None:
+    with pytest.raises(ActionError, match=r"'explode' failed.*500.*order database is down"):
+        await remote.run(request("explode"))
+
+
+async def test_a_server_that_takes_too_long(action_server: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(ActionError, match=r"'slow_async'.*timed out after 0\.5 s"):
+        await HttpActions(action_server, timeout=0.5).run(request("slow_async"))
+    assert time.monotonic() - started < 2
+
+
+async def test_nothing_listening() -> None:
+    url = f"http://127.0.0.1:{free_port()}/webhook"
+    with pytest.raises(ActionError) as e:
+        await HttpActions(url, timeout=2).run(request("lookup_order"))
+    assert f"the action server {url} could not be reached" in str(e.value)
+    assert "ConnectError" in str(e.value)
+
+
+async def serve_raw(
+    status: str, body: bytes, content_type: str = "application/json"
+) -> asyncio.Server:
+    """A stand-in HTTP server that answers every request with a canned response."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            (
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            ),
+            0,
+        )
+        await reader.readexactly(length)
+        writer.write(
+            f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n".encode()
+            + body
+        )
+        await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        ("200 OK", b"<html>hello</html>", r"malformed result: no JSON object"),
+        ("200 OK", b"[1, 2]", r"malformed result: JSON list"),
+        (
+            "200 OK",
+            b'{"events": {"event": "slot"}}',
+            r"malformed result: events is dict, not a list",
+        ),
+        (
+            "200 OK",
+            b'{"events": [{"event": "slot", "value": 1}]}',
+            r"malformed result: a SlotSet event has no slot name",
+        ),
+        ("200 OK", b'{"events": [], "responses": ["hi"]}', r"malformed result: a response is str"),
+        (
+            "502 Bad Gateway",
+            b"upstream down",
+            r"'lookup_order' failed: the action server .* answered 502: upstream down",
+        ),
+    ],
+)
+async def test_a_malformed_answer(status: str, body: bytes, expected: str) -> None:
+    server = await serve_raw(status, body)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        with pytest.raises(ActionError, match=expected):
+            await HttpActions(f"http://127.0.0.1:{port}/webhook", timeout=2).run(
+                request("lookup_order")
+            )
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_events_other_than_slot_set_are_ignored_and_missing_lists_are_empty() -> None:
+    server = await serve_raw(
+        "200 OK",
+        b'{"events": [{"event": "restart"}, {"event": "slot", "name": "a", "value": [1]}]}',
+    )
+    port = server.sockets[0].getsockname()[1]
+    try:
+        outcome = await HttpActions(f"http://127.0.0.1:{port}/webhook").run(request("lookup_order"))
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert outcome == ActionOutcome(slots={"a": [1]}, messages=[])
