@@ -250,7 +250,14 @@ class _Turn:
     context: TurnContext
     frames: list[dict[str, Any]]
     replies: list[Reply] = field(default_factory=list)
-    trace: list[str] = field(default_factory=list)
+    step: dict[str, str] = field(default_factory=dict)  # the flow and step speaking now
+
+    def add(self, reply: Reply) -> None:
+        """A reply, marked with the flow step it comes from (stored with the message)."""
+        self.replies.append(reply.model_copy(update={"meta": dict(self.step)}))
+
+    def at(self, flow: str, op: Op) -> None:
+        self.step = {"flow": flow, "step": op.label, "loc": ".".join(map(str, op.loc))}
 
     @property
     def language(self) -> str:
@@ -299,6 +306,7 @@ class _Turn:
             frame["waiting"] = False
             return await self.execute()
         ask: AskStep = op.step
+        self.at(frame["flow"], op)
         verdict = self.check(ask, from_text=True)
         other = self.engine.triggered(self.context)
         free_text = verdict.ok and not (ask.validate_ or ask.choices or ask.type)
@@ -308,7 +316,7 @@ class _Turn:
             and self.flow(frame).flow.interruptible
             and (not verdict.ok or (free_text and self.engine.triggered(self.context, True)))
         ):
-            self.trace.append(f"{frame['flow']} interrupted by {other.name}")
+            log.debug("flow %s interrupted by %s", frame["flow"], other.name)
             self.start(other.name)
             return await self.execute()
         if verdict.ok:
@@ -317,15 +325,14 @@ class _Turn:
             return await self.execute()
         frame["retries"] = int(frame.get("retries", 0)) + 1
         if frame["retries"] > ask.retries:
-            self.trace.append(f"{frame['flow']}: {ask.ask} failed {frame['retries']} times")
             return await self.fail(
                 ask.on_fail, f"no valid {ask.ask} after {frame['retries']} tries"
             )
         invalid = ask.on_invalid or {
             lang: hub_text("invalid_answer", lang) for lang in ("en", "zh")
         }
-        self.replies.append(Reply(text=self.say(invalid)))
-        self.replies.append(self.question(ask))
+        self.add(Reply(text=self.say(invalid)))
+        self.add(self.question(ask))
         return self.result()
 
     def check(self, ask: AskStep, from_text: bool) -> Verdict:
@@ -391,7 +398,7 @@ class _Turn:
                 raise FlowFailure(
                     f"flow {flow.name} ran {MAX_OPS_PER_TURN} steps in one turn (a goto loop?)"
                 )
-            self.trace.append(f"{flow.name} › {op.label}")
+            self.at(flow.name, op)
             frame["pc"] += 1  # the usual next step; the kinds below may change it
             step = op.step
             if op.kind == "say":
@@ -400,7 +407,7 @@ class _Turn:
                 if step.image:
                     url = self.engine.text(step.image, variables, self.language) or ""
                     attachments = (Attachment(kind=Kind.IMAGE, url=url),)
-                self.replies.append(
+                self.add(
                     Reply(
                         text=self.say(step.say),
                         buttons=tuple(self.buttons(step.buttons, variables)),
@@ -418,7 +425,7 @@ class _Turn:
                 frame["pc"] -= 1
                 frame["waiting"] = True
                 frame["retries"] = 0
-                self.replies.append(self.question(step))
+                self.add(self.question(step))
                 return self.result()
             elif op.kind == "set":
                 variables = self.vars()
@@ -449,12 +456,10 @@ class _Turn:
         """Back to the flow an interruption stopped: say so and ask its question again."""
         frame = self.top
         op = self.op(frame)
-        self.trace.append(f"back to {frame['flow']}")
+        self.at(frame["flow"], op)
         if frame.get("waiting") and op.kind == "ask":
-            self.replies.append(
-                Reply(text=hub_text("resume", self.language, self.engine.default_language))
-            )
-            self.replies.append(self.question(op.step))
+            self.add(Reply(text=hub_text("resume", self.language, self.engine.default_language)))
+            self.add(self.question(op.step))
         return self.result()
 
     def value(self, value: Any, variables: dict[str, Any]) -> Any:
@@ -526,7 +531,7 @@ class _Turn:
         for message in outcome.messages:
             reply = _action_reply(message)
             if reply is not None:
-                self.replies.append(reply)
+                self.add(reply)
 
     async def http(self, step: HttpStep, frame: dict[str, Any]) -> str | None:
         """Call the API; save what the step asks for. Returns what went wrong, or None."""

@@ -89,32 +89,32 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from flows import FlowError, load_flows
-    from nlu import NluDataError, TrainingData
+    """Check the whole bot folder: NLU data, flows (schema, regexes, templates, slots, goto
+    targets, intents, actions), actions.py and the conversation tests; every problem printed
+    as `path:line:column: what is wrong`. Exit 1 when there is any."""
+    from flows.convtest import ConversationTestError, load_tests
+    from hub.app import read_bot
 
     settings = _settings(args)
-    errors: list[str] = []
-    intents: set[str] = set()
+    files = read_bot(settings)
+    errors = list(files.errors)
+    tests = []
     try:
-        intents = set(TrainingData.load(settings.bot.path / "nlu").intents)
-    except NluDataError as e:
+        tests = load_tests(settings.bot.path / "tests")
+    except ConversationTestError as e:
         errors += e.errors
-    try:
-        flows = load_flows(settings.bot.path / "flows")
-    except FlowError as e:
-        errors += e.errors
-        flows = e.flows
-    if intents:
-        for item in flows.values():
-            for intent in item.flow.trigger.intents:
-                if intent not in intents:
-                    errors.append(f"{item.source}: intent {intent!r} is not in the NLU data")
     for error in errors:
         print(error)
     if errors:
         print(f"{len(errors)} error(s)", file=sys.stderr)
         return 1
-    print(f"ok: {len(flows)} flows, {len(intents)} intents")
+    intents = len(files.data.intents) if files.data else 0
+    actions = files.actions.names() if files.actions else set()
+    print(
+        f"ok: {len(files.flows)} flows, {intents} intents, "
+        f"{len(actions) if actions is not None else 'server'} actions, "
+        f"{len(tests)} conversation tests"
+    )
     return 0
 
 
@@ -166,6 +166,8 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
+    """Talk to the bot in the terminal; beside each answer, what the bot understood (intent,
+    confidence, entities) and the flow step that said it."""
     from hub.testing import TestBot
 
     settings = _settings(args)
@@ -173,18 +175,46 @@ def cmd_chat(args: argparse.Namespace) -> int:
     async def chat() -> None:
         async with TestBot.running(settings) as bot:
             print("Talk to the bot (Ctrl-D to leave). /human asks for a person.")
+            seen = 0
             while True:
                 try:
                     line = await asyncio.to_thread(input, "you> ")
                 except EOFError:
                     return
-                for reply in await bot.say(line):
-                    print(f"{reply.sender.value}> {reply.text}")
-                    for button in reply.buttons:
-                        print(f"        [{button.title}] -> {button.payload}")
+                if not line.strip():
+                    continue
+                await bot.say(line)
+                store = bot.hub.store
+                messages = await store.messages(await bot.conversation_id(), seen, 1000)
+                for message in messages:
+                    seen = max(seen, message.id or 0)
+                    print(_chat_line(message.sender_type, message.text, message.payload))
+                conversation = await store.get_conversation(await bot.conversation_id())
+                waiting = [f for f in conversation.flow_state.get("frames", []) if f]
+                if conversation.status != "bot":
+                    print(f"        · conversation {conversation.status}: a human has it")
+                elif waiting:
+                    print(f"        · waiting in flow {waiting[-1]['flow']}")
 
     asyncio.run(chat())
     return 0
+
+
+def _chat_line(sender: str, text: str, payload: dict[str, Any]) -> str:
+    """One message as `kefu chat` shows it, with what the hub knows about it."""
+    if sender == "contact":
+        nlu = payload.get("nlu") or {}
+        intent = nlu.get("intent") or "(none: out of scope or unsure)"
+        entities = ", ".join(f"{e.get('entity')}={e.get('value')}" for e in nlu.get("entities", []))
+        extra = f", {entities}" if entities else ""
+        return f"        · intent {intent} {nlu.get('confidence', 0):.2f}{extra}"
+    lines = [f"{sender}> {text}"]
+    for button in payload.get("buttons", []):
+        lines.append(f"        [{button['title']}] -> {button['payload']}")
+    step = payload.get("bot")
+    if step:
+        lines.append(f"        · flow {step['flow']} › {step['step']}")
+    return "\n".join(lines)
 
 
 def cmd_agent_create(args: argparse.Namespace) -> int:

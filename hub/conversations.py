@@ -29,6 +29,7 @@ def message_view(message: Message) -> dict[str, Any]:
         "buttons": message.payload.get("buttons", []),
         "attachments": message.payload.get("attachments", []),
         "nlu": message.payload.get("nlu"),
+        "bot": message.payload.get("bot"),  # the flow and step a bot message came from
         "private": message.private,
         "delivery": message.delivery,
         "delivery_error": message.delivery_error,
@@ -73,6 +74,8 @@ class Conversations:
                 body = self.numbered(reply, conversation.language)
         if reply.attachments:
             payload["attachments"] = [a.model_dump(mode="json") for a in reply.attachments]
+        if reply.meta:
+            payload["bot"] = reply.meta
         message = await self.store.add_message(
             conversation,
             reply.sender,

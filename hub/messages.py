@@ -92,6 +92,7 @@ class Reply(Frozen):
     sender: Sender = Sender.BOT
     buttons: tuple[Button, ...] = ()
     attachments: tuple[Attachment, ...] = ()
+    meta: dict[str, Any] = Field(default_factory=dict)  # where a bot reply came from (flow, step)
 
 
 class Outbound(Frozen):

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from flows import FlowEngine, load_flows
-from hub.app import create_app
+from flows import FlowEngine
+from hub.app import create_app, load_flow_engine
 from hub.auth import hash_password
 from hub.settings import Settings
 from hub.store import Database, Store, migrate
@@ -108,7 +108,7 @@ def make_settings(database_url: str, data_dir: Path, **extra: Any) -> Settings:
         database_url=database_url,
         data_dir=data_dir,
         secret_key="test-secret-key-that-is-long-enough-for-hs256",
-        bot={"path": SHOP, "language": "en"},
+        bot={"path": SHOP, "language": "en", "reload": False},
         **extra,
     )
 
@@ -126,7 +126,8 @@ def classifier() -> IntentClassifier:
 
 @pytest.fixture(scope="session")
 def flows() -> FlowEngine:
-    return FlowEngine(load_flows(SHOP / "flows"), "en")
+    """The demo bot's flows, with its actions.py."""
+    return load_flow_engine(Settings(bot={"path": SHOP, "language": "en"}))
 
 
 @pytest.fixture

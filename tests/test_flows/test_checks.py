@@ -1,0 +1,127 @@
+"""What `kefu check` catches, each as `path:line:column: what`, all of them at once."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from flows import FlowError, load_flows
+from flows.checks import check_references
+from hub.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+BROKEN = """\
+flows:
+  order:
+    trigger: {intents: [check_order, track_parcel]}
+    steps:
+      - ask: order_id
+        say: "Order number?"
+        validate: '(\\d{6'
+      - if: "slots.order_id =="
+        then: [{say: "?"}]
+      - say: "Status {{ slots.status }} for {{ slots.order_id }}, {{ secret }}"
+        buttons: [{title: Human, payload: /speak_to_manager}]
+      - goto: nowhere
+      - action: lookup_order
+  helper:
+    steps:
+      - ask: n
+        say: "How many?"
+        type: number
+        on_fail: missing_flow
+      - http: {url: "https://api.example/{{ slots.n }}", save: {total: $.total}}
+        on_error: continue
+      - say: "{{ slots.total }} {{ slots.n }}"
+      - say: "{% if %}"
+"""
+
+
+def errors_for(tmp_path: Path, text: str) -> list[str]:
+    (tmp_path / "a.yml").write_text(text, encoding="utf-8")
+    try:
+        flows = load_flows(tmp_path)
+        errors: list[str] = []
+    except FlowError as e:
+        flows, errors = e.flows, e.errors
+    return errors + check_references(flows, ["check_order", "human"], ["other_action"])
+
+
+def test_every_kind_of_mistake_with_its_place(tmp_path: Path) -> None:
+    errors = errors_for(tmp_path, BROKEN)
+    path = tmp_path / "a.yml"
+    expected = {  # the key (or list item) where the mistake is
+        f"{path}:3:38": "intent 'track_parcel' is not in the NLU data",
+        f"{path}:7:9": "bad regex",
+        f"{path}:8:9": "expression error",
+        f"{path}:10:9": "slot 'status' is used but nothing fills it",
+        f"{path}:11:34": "intent 'speak_to_manager' is not in the NLU data",
+        f"{path}:12:9": "goto to unknown flow 'nowhere'",
+        f"{path}:13:9": "unknown action 'lookup_order' (actions.py defines: other_action)",
+        f"{path}:19:9": "on_fail to unknown flow 'missing_flow'",
+        f"{path}:23:9": "template error",
+    }
+    for where, what in expected.items():
+        assert any(e.startswith(where + ":") and what in e for e in errors), (where, what, errors)
+    assert any("unknown variable 'secret'" in e for e in errors)
+    # filled by the http step's save, so known; n by the ask
+    assert not any("'total'" in e or "slot 'n'" in e for e in errors)
+
+
+def test_a_slot_used_after_an_action_is_known(tmp_path: Path) -> None:
+    errors = errors_for(
+        tmp_path,
+        """\
+flows:
+  a:
+    trigger: {intents: [check_order]}
+    steps:
+      - action: other_action
+      - say: "{{ slots.anything }}"
+""",
+    )
+    assert errors == []
+
+
+def test_slots_travel_along_goto(tmp_path: Path) -> None:
+    text = """\
+flows:
+  a:
+    trigger: {intents: [check_order]}
+    steps:
+      - set: {order_id: "1"}
+      - goto: b
+  b:
+    steps:
+      - say: "{{ slots.order_id }}"
+"""
+    assert errors_for(tmp_path, text) == []
+    errors = errors_for(tmp_path, text.replace("goto: b", "say: x"))
+    assert len(errors) == 1 and "slot 'order_id'" in errors[0]
+
+
+def test_kefu_check_prints_all_and_exits_non_zero(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bot = tmp_path / "bot"
+    shutil.copytree(ROOT / "examples/shop/nlu", bot / "nlu")
+    (bot / "flows").mkdir()
+    (bot / "flows" / "a.yml").write_text(BROKEN, encoding="utf-8")
+    (bot / "tests").mkdir()
+    (bot / "tests" / "t.yml").write_text("tests:\n  - name: x\n    steps: [{dance: 1}]\n")
+    assert main(["check", "--bot", str(bot)]) == 1
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert len(lines) >= 11
+    assert all(":" in line.split(" ")[0] for line in lines)
+    assert "goto to unknown flow 'nowhere'" in out
+    assert "unknown action 'lookup_order' (actions.py defines: none)" in out
+    assert f"{bot / 'tests' / 't.yml'}:3:" in out
+
+
+def test_kefu_check_passes_the_demo_bot(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--bot", str(ROOT / "examples/shop")]) == 0
+    assert capsys.readouterr().out.startswith("ok: ")

@@ -1,0 +1,186 @@
+"""Flows through the whole hub: a restart mid-flow, text-only channels, the reply language,
+and the hot reload of a running hub's bot files."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+from fastapi.testclient import TestClient
+
+from channels.base import Capabilities
+from channels.memory import MemoryChannel
+from channels.registry import register
+from hub.app import create_app
+from hub.settings import ChannelConfig, Settings
+from hub.testing import TestBot
+from tests.conftest import make_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+FLOWS = """\
+flows:
+  returns:
+    trigger: {intents: [returns]}
+    steps:
+      - ask: order_id
+        say: {en: "Which order?", zh: "哪个订单？"}
+        validate: '^\\d{6,12}$'
+      - ask: reason
+        say: {en: "Why do you return it?", zh: "退货原因？"}
+        choices:
+          - {value: too_small, title: {en: Too small, zh: 太小了}}
+          - {value: broken, title: {en: Broken, zh: 坏了}}
+      - say: {en: "Return of {{ slots.order_id }}: {{ slots.reason }}.", zh: "订单 {{ slots.order_id }} 退货：{{ slots.reason }}。"}
+"""
+
+
+@pytest.fixture
+def bot_folder(tmp_path: Path) -> Path:
+    bot = tmp_path / "bot"
+    shutil.copytree(ROOT / "examples/shop/nlu", bot / "nlu")
+    (bot / "flows").mkdir()
+    (bot / "flows" / "main.yml").write_text(FLOWS, encoding="utf-8")
+    return bot
+
+
+@pytest.fixture
+def bot_settings(sqlite_url: str, tmp_path: Path, bot_folder: Path) -> Settings:
+    settings = make_settings(sqlite_url, tmp_path)
+    return settings.model_copy(update={"bot": settings.bot.model_copy(update={"path": bot_folder})})
+
+
+async def test_a_restart_mid_flow_resumes_at_the_same_step(bot_settings: Settings) -> None:
+    async with TestBot.running(bot_settings) as bot:
+        assert [m.text for m in await bot.say("I want to return my shoes")] == ["Which order?"]
+        await bot.say("12345678")
+    async with TestBot.running(bot_settings) as bot:  # a new hub on the same database
+        replies = await bot.say("Broken", message_id="after-restart")
+        assert [m.text for m in replies] == ["Return of 12345678: broken."]
+
+
+class TextOnly(MemoryChannel):
+    type: ClassVar[str] = "memory_text"
+    capabilities: ClassVar[Capabilities] = Capabilities(buttons=False)
+
+
+class SmsCustomer(TestBot):
+    CHANNEL = "sms"
+
+
+async def test_text_only_channels_get_numbered_options(bot_settings: Settings) -> None:
+    register("memory_text", TextOnly)
+    settings = bot_settings.model_copy(
+        update={"channels": [ChannelConfig(name="sms", type="memory_text")]}
+    )
+    async with TestBot.running(settings) as bot:
+        customer = SmsCustomer(bot.hub, "138")
+        await customer.say("我要退货")
+        [question] = await customer.say("12345678")
+        assert question.text == "退货原因？\n1. 太小了\n2. 坏了\n请回复选项前的数字。"
+        assert [m.text for m in await customer.say("2")] == ["订单 12345678 退货：broken。"]
+        # a number with no options on offer is just text
+        assert [m.text for m in await customer.say("2")] != ["订单 12345678 退货：broken。"]
+
+
+async def test_the_reply_language_follows_the_customer(bot_settings: Settings) -> None:
+    async with TestBot.running(bot_settings) as bot:
+        assert [m.text for m in await bot.say("我想退货")] == ["哪个订单？"]
+        # digits tell no language: the conversation's stays
+        assert [m.text for m in await bot.say("12345678")] == ["退货原因？"]
+        english = bot.customer("en-customer")
+        assert [m.text for m in await english.say("I'd like to return an item")] == ["Which order?"]
+
+
+# ---- hot reload ------------------------------------------------------------------------------
+
+
+async def test_reload_swaps_in_valid_files_and_keeps_the_last_good_bot(
+    bot_settings: Settings, bot_folder: Path
+) -> None:
+    async with TestBot.running(bot_settings) as bot:
+        reloader = bot.hub.reloader
+        flows = bot_folder / "flows" / "main.yml"
+        flows.write_text(FLOWS.replace("Which order?", "Your order number, please?"), "utf-8")
+        assert await reloader.reload() == []
+        assert [m.text for m in await bot.say("I want to return this")] == [
+            "Your order number, please?"
+        ]
+        await bot.say("cancel")
+
+        flows.write_text(FLOWS + "      - goto: nowhere\n      - dance: 1\n", "utf-8")
+        errors = await reloader.reload()
+        assert any(f"{flows}:15:" in e and "unknown step kind" in e for e in errors)
+        assert reloader.status()["errors"] == errors
+        # the last good bot keeps serving
+        assert [m.text for m in await bot.customer("b").say("return please")] == [
+            "Your order number, please?"
+        ]
+
+
+async def test_reload_retrains_when_the_nlu_data_changes(
+    bot_settings: Settings, bot_folder: Path
+) -> None:
+    async with TestBot.running(bot_settings) as bot:
+        nlu = bot_folder / "nlu" / "support.yml"
+        nlu.write_text(
+            nlu.read_text("utf-8")
+            + "\n- intent: opening_hours\n  examples: |\n"
+            + "".join(
+                f"    - {t}\n"
+                for t in [
+                    "when are you open",
+                    "what are your opening hours",
+                    "are you open on sunday",
+                    "你们几点开门",
+                    "营业时间是什么时候",
+                    "周末营业吗",
+                ]
+            ),
+            "utf-8",
+        )
+        flows = bot_folder / "flows" / "main.yml"
+        flows.write_text(
+            FLOWS
+            + "  hours:\n    trigger: {intents: [opening_hours]}\n"
+            + "    steps: [{say: 'We are open 9-18.'}]\n",
+            "utf-8",
+        )
+        assert await bot.hub.reloader.reload() == []
+        assert "opening_hours" in bot.hub.classifier.intents  # type: ignore[attr-defined]
+        assert [m.text for m in await bot.say("what are your opening hours on sunday?")] == [
+            "We are open 9-18."
+        ]
+
+
+def test_the_watcher_reloads_a_running_app_and_readyz_shows_errors(
+    bot_settings: Settings, bot_folder: Path
+) -> None:
+    settings = bot_settings.model_copy(
+        update={"bot": bot_settings.bot.model_copy(update={"reload": True})}
+    )
+    with TestClient(create_app(settings)) as client:
+        flows = bot_folder / "flows" / "main.yml"
+        flows.write_text(FLOWS.replace("  returns:", "  returns:\n    bogus: 1"), "utf-8")
+        detail = _wait_for(client, lambda bot: bool(bot["errors"]))
+        assert any("flows.returns.bogus" in e for e in detail["errors"])
+        assert client.get("/readyz").status_code == 200  # the last good bot serves
+
+        flows.write_text(FLOWS, "utf-8")
+        detail = _wait_for(client, lambda bot: not bot["errors"] and bot["reloads"] >= 1)
+        assert detail["reloads"] >= 1
+
+
+def _wait_for(client: TestClient, ok: object, seconds: float = 15.0) -> dict[str, object]:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        bot = client.get("/readyz").json()["bot"]
+        if ok(bot):  # type: ignore[operator]
+            return bot  # type: ignore[no-any-return]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the bot was not reloaded in {seconds} s: {bot}")
+        time.sleep(0.1)
