@@ -22,6 +22,7 @@ from flows.actions import (
     ActionError,
     ActionOutcome,
     ActionRequest,
+    ActionRunner,
     HttpActions,
     InProcessActions,
     load_actions,
@@ -436,3 +437,59 @@ async def test_events_other_than_slot_set_are_ignored_and_missing_lists_are_empt
         server.close()
         await server.wait_closed()
     assert outcome == ActionOutcome(slots={"a": [1]}, messages=[])
+
+
+# ---- driven from a flow ----------------------------------------------------------------------
+
+ORDER_FLOW = """\
+flows:
+  order:
+    trigger: {intents: [check_order]}
+    steps:
+      - ask: order_id
+        say: "Which order?"
+        validate: '^\\d{8}$'
+      - action: lookup_order
+        sets: [order_status]
+      - if: "slots.order_status == 'lost'"
+        then:
+          - handoff: {team: logistics, note: "Lost parcel {{ slots.order_id }}"}
+      - say: "Anything else about {{ slots.order_id }}?"
+"""
+
+
+@pytest.mark.parametrize("where", ["in_process", "action_server"])
+async def test_a_flow_runs_the_action_and_uses_its_slots(
+    tmp_path: Path, where: str, request: pytest.FixtureRequest
+) -> None:
+    from flows import FlowEngine, load_flows
+    from hub.messages import Understanding
+    from hub.ports import TurnContext
+
+    (tmp_path / "order.yml").write_text(ORDER_FLOW, encoding="utf-8")
+    runner: ActionRunner = (
+        InProcessActions(BOT / "actions.py")
+        if where == "in_process"
+        else HttpActions(request.getfixturevalue("action_server"), timeout=5)
+    )
+    engine = FlowEngine(load_flows(tmp_path), "en", runner)
+
+    def turn(text: str, intent: str | None = None) -> TurnContext:
+        u = Understanding(text=text, intent=intent, confidence=1.0)
+        return TurnContext(understanding=u, language="en", conversation_id=3)
+
+    first = await engine.run({}, turn("where is my order", "check_order"))
+    shipped = await engine.run(first.state, turn("12345678"))
+    assert [r.text for r in shipped.replies] == [
+        "Order 12345678: shipped",
+        "",  # the image message
+        "Anything else about 12345678?",
+    ]
+    assert shipped.replies[0].buttons[0].payload == "/human"
+    assert shipped.replies[1].attachments[0].url == "https://example.com/parcel.png"
+    assert shipped.replies[0].meta["step"] == "action lookup_order"
+    first = await engine.run({}, turn("where is my order", "check_order"))
+    lost = await engine.run(first.state, turn("87654321"))
+    assert lost.handoff is not None and lost.handoff.team == "logistics"
+    assert lost.handoff.note == "Lost parcel 87654321"
+    assert lost.handoff.slots["order_status"] == "lost"

@@ -184,3 +184,25 @@ def _wait_for(client: TestClient, ok: object, seconds: float = 15.0) -> dict[str
         if time.monotonic() > deadline:
             raise AssertionError(f"the bot was not reloaded in {seconds} s: {bot}")
         time.sleep(0.1)
+
+
+async def test_reload_applies_the_bot_section_of_a_changed_config_file(
+    tmp_path: Path, bot_folder: Path
+) -> None:
+    import os
+
+    from hub.settings import load_settings
+
+    config = tmp_path / "config.yaml"
+    config.write_text(f"bot: {{path: {bot_folder}, language: en, reload: false}}\n", "utf-8")
+    settings = load_settings(config, data_dir=tmp_path / "data")
+    async with TestBot.running(settings) as bot:
+        assert [m.text for m in await bot.press("/returns")] == ["Which order?"]
+        config.write_text(f"bot: {{path: {bot_folder}, language: zh, reload: false}}\n", "utf-8")
+        os.utime(config, (1, 1))  # a different modification time, whatever the clock says
+        assert await bot.hub.reloader.reload() == []
+        assert [m.text for m in await bot.customer("new").press("/returns")] == ["哪个订单？"]
+        config.write_text("bot: {nlu_threshold: 7}\n", "utf-8")
+        os.utime(config, (2, 2))
+        errors = await bot.hub.reloader.reload()
+        assert errors and "bot.nlu_threshold" in errors[0]
