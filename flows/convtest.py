@@ -42,6 +42,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
+from flows.loader import by_place, unique_names, yaml_files
 from hub.messages import Outbound, Status
 
 if TYPE_CHECKING:
@@ -302,24 +303,17 @@ def load_file(path: Path) -> tuple[list[ConversationTest], list[str]]:
 def load_tests(folder: Path) -> list[ConversationTest]:
     """Every test of `folder/*.yml` and `*.yaml` (files sorted by name; a missing folder has
     none); raises ConversationTestError listing all problems, duplicate names included."""
-    tests: list[ConversationTest] = []
+    loaded: list[ConversationTest] = []
     errors: list[str] = []
-    seen: dict[str, ConversationTest] = {}
-    for path in sorted([*folder.glob("*.yml"), *folder.glob("*.yaml")]):
-        loaded, file_errors = load_file(path)
+    for path in yaml_files(folder):
+        file_tests, file_errors = load_file(path)
+        loaded += file_tests
         errors += file_errors
-        for test in loaded:
-            if test.name in seen:
-                errors.append(
-                    f"{test.source}: duplicate test name {test.name!r} "
-                    f"(first defined at {seen[test.name].source})"
-                )
-            else:
-                seen[test.name] = test
-                tests.append(test)
+    tests, duplicates = unique_names(loaded, "test")
+    errors += duplicates
     if errors:
-        raise ConversationTestError(errors)
-    return tests
+        raise ConversationTestError(by_place(errors))
+    return list(tests.values())
 
 
 # --- running ------------------------------------------------------------------------------------

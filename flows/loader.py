@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from pydantic import ValidationError
 from ruamel.yaml import YAML
@@ -308,23 +308,61 @@ def load_file(path: Path) -> tuple[list[LoadedFlow], list[str]]:
     return loaded, errors
 
 
+def yaml_files(folder: Path) -> list[Path]:
+    """A bot folder's `*.yml` and `*.yaml` files, sorted (none when it doesn't exist)."""
+    return sorted([*folder.glob("*.yml"), *folder.glob("*.yaml")])
+
+
+class Named(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+
+
+N = TypeVar("N", bound=Named)
+
+
+def unique_names(items: Iterable[N], what: str) -> tuple[dict[str, N], list[str]]:
+    """The items by name, the first of each name kept; an error for every later one."""
+    by_name: dict[str, N] = {}
+    errors: list[str] = []
+    for item in items:
+        if item.name in by_name:
+            errors.append(
+                f"{item.source}: duplicate {what} name {item.name!r} "
+                f"(first defined at {by_name[item.name].source})"
+            )
+        else:
+            by_name[item.name] = item
+    return by_name, errors
+
+
+_PLACE = re.compile(r"^(.*?):(\d+):(\d+): ")
+
+
+def by_place(errors: Iterable[str]) -> list[str]:
+    """`path:line:column: what` errors in file order, then line and column order."""
+
+    def key(error: str) -> tuple[str, int, int]:
+        m = _PLACE.match(error)
+        return (m.group(1), int(m.group(2)), int(m.group(3))) if m else (error, 0, 0)
+
+    return sorted(errors, key=key)
+
+
 def load_flows(folder: Path) -> dict[str, LoadedFlow]:
     """Every flow of `folder/*.yml`; raises FlowError listing all problems."""
-    flows: dict[str, LoadedFlow] = {}
+    loaded: list[LoadedFlow] = []
     errors: list[str] = []
-    for path in sorted([*folder.glob("*.yml"), *folder.glob("*.yaml")]):
-        loaded, file_errors = load_file(path)
+    for path in yaml_files(folder):
+        file_flows, file_errors = load_file(path)
+        loaded += file_flows
         errors += file_errors
-        for item in loaded:
-            if item.name in flows:
-                errors.append(
-                    f"{item.source}: duplicate flow name {item.name!r} "
-                    f"(first defined at {flows[item.name].source})"
-                )
-            else:
-                flows[item.name] = item
+    flows, duplicates = unique_names(loaded, "flow")
+    errors += duplicates
     errors += _target_errors(flows)
     errors += _slot_errors(flows)
     if errors:
-        raise FlowError(errors, flows)
+        raise FlowError(by_place(errors), flows)
     return flows

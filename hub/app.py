@@ -23,6 +23,7 @@ from channels.registry import build_channels
 from flows import FlowEngine, FlowError, LoadedFlow, load_flows
 from flows.actions import ActionError, ActionRunner, load_actions
 from flows.checks import check_references
+from flows.loader import by_place
 from hub.bus import InProcessBus
 from hub.conversations import Conversations
 from hub.fallback import Fallback
@@ -112,7 +113,7 @@ def read_bot(settings: Settings) -> BotFiles:
         errors.append(f"{bot.path / 'actions.py'}:1:1: {e}")
     names = actions.names() if actions is not None else set()
     errors += check_references(flows, data.intents if data else None, names)
-    return BotFiles(data, flows, actions, errors)
+    return BotFiles(data, flows, actions, by_place(errors))
 
 
 def load_flow_engine(settings: Settings) -> FlowEngine:
