@@ -343,7 +343,11 @@ async def run_test(bot: Customer, test: ConversationTest) -> TestResult:
             if step.kind == "user":
                 replies, after = await bot.say(step.value), 0
             elif step.kind == "press":
-                replies, after = await bot.press(step.value), 0
+                # the button's title is the text a customer's client shows and sends with it
+                title = next(
+                    (b.title for r in replies for b in r.buttons if b.payload == step.value), None
+                )
+                replies, after = await bot.press(step.value, title), 0
             elif step.kind == "bot":
                 found = next(
                     (i for i in range(after, len(replies)) if step.matches(replies[i].text)), None

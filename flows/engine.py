@@ -38,7 +38,7 @@ from flows.schema import (
     SetStep,
 )
 from flows.templates import compile_condition, compile_template, render
-from flows.validators import Choice, Verdict, validate
+from flows.validators import HAN, Choice, Verdict, validate
 from hub.messages import Attachment, Button, Handoff, Kind, Reply, Understanding
 from hub.ports import FlowResult, TurnContext
 from hub.texts import text as hub_text
@@ -119,7 +119,7 @@ class _Compiled:
     ops: list[Op]
     version: str  # changes when the flow's definition does
     regex: re.Pattern[str] | None
-    keywords: tuple[str, ...]
+    keywords: re.Pattern[str] | None
 
 
 class FlowEngine:
@@ -139,7 +139,7 @@ class FlowEngine:
                 compile_flow(item.flow),
                 hashlib.sha256(item.flow.model_dump_json().encode()).hexdigest()[:16],
                 re.compile(item.flow.trigger.regex) if item.flow.trigger.regex else None,
-                tuple(k.lower() for k in item.flow.trigger.keywords),
+                _keywords(item.flow.trigger.keywords),
             )
             for name, item in flows.items()
         }
@@ -176,10 +176,10 @@ class FlowEngine:
         found = next((f for f in candidates if intent and intent in f.flow.trigger.intents), None)
         if found or by_intent_only or context.understanding.explicit:
             return found
-        text = context.understanding.text.lower()
-        return next((f for f in candidates if any(k in text for k in f.keywords)), None) or next(
-            (f for f in candidates if f.regex and f.regex.search(text)), None
-        )
+        text = unicodedata.normalize("NFKC", context.understanding.text)
+        return next(
+            (f for f in candidates if f.keywords and f.keywords.search(text)), None
+        ) or next((f for f in candidates if f.regex and f.regex.search(text)), None)
 
     def live_frames(self, state: dict[str, Any]) -> list[dict[str, Any]]:
         """The saved frames whose flows still exist unchanged; a flow edited or removed since
@@ -294,7 +294,11 @@ class _Turn:
         return self.engine.text(value, self.vars(), self.language) or ""
 
     def result(self, handoff: Handoff | None = None) -> FlowResult:
-        state = {"frames": self.frames} if self.frames and handoff is None else {}
+        state: dict[str, Any] = {}
+        if self.frames and handoff is None:
+            # `slots` (the running flow's) is for readers other than the engine: the handoff
+            # note of a customer who asks for a human mid-flow
+            state = {"frames": self.frames, "slots": dict(self.top["slots"])}
         return FlowResult(handled=True, replies=tuple(self.replies), handoff=handoff, state=state)
 
     # ---- answering the question a flow asked -----------------------------------------------
@@ -550,7 +554,7 @@ class _Turn:
             return f"{spec.method} {url} timed out after {spec.timeout:g} s"
         except httpx.HTTPError as e:
             return f"{spec.method} {url} failed: {type(e).__name__}: {e}"
-        if response.status_code >= 400:
+        if response.status_code >= 300:  # redirects are not followed: an API moved is an error
             return f"{spec.method} {url} answered {response.status_code}"
         if not spec.save:
             return None
@@ -564,6 +568,18 @@ class _Turn:
             except LookupError:
                 return f"{spec.method} {url}: the response has no {path}"
         return None
+
+
+def _keywords(keywords: list[str]) -> re.Pattern[str] | None:
+    """One pattern for a flow's keywords, case-insensitive: a word with Han characters
+    anywhere in the text ("退款" in "我要退款"), other words whole ("hi" not in "shipping")."""
+    parts = []
+    for keyword in keywords:
+        word = re.escape(unicodedata.normalize("NFKC", keyword).strip())
+        if not word:
+            continue
+        parts.append(word if re.search(f"[{HAN}]", keyword) else rf"(?<!\w){word}(?!\w)")
+    return re.compile("|".join(parts), re.IGNORECASE) if parts else None
 
 
 def _all_texts(value: LangText | None) -> list[str]:

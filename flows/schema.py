@@ -120,7 +120,7 @@ class HandoffStep(Model):
 
 
 class EndStep(Model):
-    end: bool | None = None
+    end: Literal[True] | None = None  # `- end:` or `- end: true`
 
 
 # Precedence: an `ask` step also has `say:`, an `http` step `on_error:`.

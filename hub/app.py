@@ -110,7 +110,8 @@ def read_bot(settings: Settings) -> BotFiles:
     try:
         actions = load_actions(bot.path, bot.action_endpoint, bot.action_timeout)
     except ActionError as e:
-        errors.append(f"{bot.path / 'actions.py'}:1:1: {e}")
+        where = "bot.action_endpoint" if bot.action_endpoint else f"{bot.path / 'actions.py'}:1:1"
+        errors.append(f"{where}: {e}")
     names = actions.names() if actions is not None else set()
     errors += check_references(flows, data.intents if data else None, names)
     return BotFiles(data, flows, actions, by_place(errors))

@@ -184,8 +184,8 @@ class Pipeline:
         assert conversation.id is not None
         capabilities = self.channels[conversation.channel].capabilities
         state = {k: v for k, v in turn.state.items() if k != "options"}
-        offered = [b for reply in turn.replies for b in reply.buttons]
-        if offered and not capabilities.buttons:  # numbered options: remember what they were
+        offered = next((r.buttons for r in reversed(turn.replies) if r.buttons), ())
+        if offered and not capabilities.buttons:  # numbered options: the last menu's numbers
             state["options"] = [[b.title, b.payload] for b in offered]
         inline = capabilities.inline_replies
         fields: dict[str, Any] = {"flow_state": state}

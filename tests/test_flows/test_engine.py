@@ -361,3 +361,31 @@ def test_json_path() -> None:
         json_path(data, "$.a.x")
     with pytest.raises(LookupError):
         json_path(data, "$.a.b[5]")
+
+
+async def test_keywords_are_words_and_regexes_see_the_text_as_written(tmp_path: Path) -> None:
+    engine = engine_for(
+        tmp_path,
+        """\
+flows:
+  hello:
+    trigger: {keywords: [hi, 你好]}
+    steps: [{say: hello}]
+  orders:
+    trigger: {regex: 'Order [A-Z]{2}\\d+'}
+    steps: [{say: order}]
+""",
+    )
+    assert (await engine.run({}, turn("Hi there"))).replies[0].text == "hello"
+    assert (await engine.run({}, turn("你好呀"))).replies[0].text == "hello"
+    assert not (await engine.run({}, turn("shipping costs"))).handled
+    assert (await engine.run({}, turn("my Order AB123"))).replies[0].text == "order"
+    assert not (await engine.run({}, turn("my order ab123"))).handled
+
+
+def test_end_false_is_a_mistake(tmp_path: Path) -> None:
+    from flows import FlowError
+
+    (tmp_path / "a.yml").write_text("flows:\n  a:\n    steps: [{end: false}]\n", "utf-8")
+    with pytest.raises(FlowError, match=r"a.yml:3:\d+: flows.a.steps.0.end"):
+        load_flows(tmp_path)

@@ -85,6 +85,37 @@ async def test_text_only_channels_get_numbered_options(bot_settings: Settings) -
         assert [m.text for m in await customer.say("2")] != ["订单 12345678 退货：broken。"]
 
 
+async def test_the_last_menu_of_a_turn_is_the_one_numbers_answer(bot_settings: Settings) -> None:
+    register("memory_text", TextOnly)
+    flows = FLOWS.replace(
+        "      - ask: reason\n",
+        "      - say: Menu one\n        buttons: [{title: Human, payload: /human}]\n"
+        "      - ask: reason\n",
+    )
+    (bot_settings.bot.path / "flows" / "main.yml").write_text(flows, "utf-8")
+    settings = bot_settings.model_copy(
+        update={"channels": [ChannelConfig(name="sms", type="memory_text")]}
+    )
+    async with TestBot.running(settings) as bot:
+        customer = SmsCustomer(bot.hub, "139")
+        await customer.say("I want to return my shoes")
+        menu_one, menu_two = await customer.say("12345678")
+        assert menu_one.text.startswith("Menu one\n1. Human")
+        assert menu_two.text.startswith("Why do you return it?\n1. Too small\n2. Broken")
+        assert [m.text for m in await customer.say("1")] == ["Return of 12345678: too_small."]
+
+
+async def test_asking_for_a_human_mid_flow_hands_over_the_slots(bot_settings: Settings) -> None:
+    async with TestBot.running(bot_settings) as bot:
+        await bot.say("I want to return my shoes")
+        await bot.say("12345678")
+        await bot.press("/human")
+        assert await bot.status() == "pending"
+        conversation = await bot.hub.store.get_conversation(await bot.conversation_id())
+        assert conversation.handoff["slots"] == {"order_id": "12345678"}
+        assert conversation.handoff["reason"] == "customer_request"
+
+
 async def test_the_reply_language_follows_the_customer(bot_settings: Settings) -> None:
     async with TestBot.running(bot_settings) as bot:
         assert [m.text for m in await bot.say("我想退货")] == ["哪个订单？"]
