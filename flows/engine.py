@@ -39,15 +39,14 @@ from flows.schema import (
 )
 from flows.templates import compile_condition, compile_template, render
 from flows.validators import HAN, Choice, Verdict, validate
-from hub.messages import Attachment, Button, Handoff, Kind, Reply, Understanding
+from hub.messages import Attachment, Button, Handoff, Kind, Reply
 from hub.ports import FlowResult, TurnContext
 from hub.texts import text as hub_text
+from hub.understanding import is_cancel
 
 log = logging.getLogger(__name__)
 
 MAX_OPS_PER_TURN = 200  # a goto loop fails the turn instead of spinning
-CANCEL_WORDS = frozenset({"cancel", "stop", "quit", "取消", "算了", "不用了", "退出"})
-_PUNCTUATION = re.compile(r"[\s\W_]+")
 
 
 class FlowFailure(Exception):
@@ -131,6 +130,7 @@ class FlowEngine:
         default_language: str,
         actions: ActionRunner | None = None,
         http: httpx.AsyncClient | None = None,
+        interrupt_confidence: float = 0.5,
     ) -> None:
         self.flows = {
             name: _Compiled(
@@ -145,6 +145,8 @@ class FlowEngine:
         }
         self.default_language = default_language
         self.actions = actions
+        # an intent interrupts a waiting question only when the NLU is at least this sure
+        self.interrupt_confidence = interrupt_confidence
         self._http = http
         self._templates: dict[str, Template] = {}
         self._conditions: dict[str, Any] = {}
@@ -154,7 +156,7 @@ class FlowEngine:
     async def run(self, state: dict[str, Any], context: TurnContext) -> FlowResult:
         turn = _Turn(self, context, self.live_frames(state))
         if turn.frames:
-            if self.is_cancel(context.understanding):
+            if is_cancel(context.understanding):
                 reply = Reply(text=hub_text("cancelled", context.language, self.default_language))
                 return FlowResult(handled=True, replies=(reply,), state={})
             return await turn.answer()
@@ -193,13 +195,6 @@ class FlowEngine:
                 continue
             live.append(frame)
         return live
-
-    @staticmethod
-    def is_cancel(understanding: Understanding) -> bool:
-        if understanding.intent == "cancel":
-            return True
-        word = _PUNCTUATION.sub("", unicodedata.normalize("NFKC", understanding.text)).casefold()
-        return word in CANCEL_WORDS
 
     def text(self, value: LangText | None, variables: dict[str, Any], language: str) -> str | None:
         """The text in the reply language (else the bot's default, else the first), rendered."""
@@ -312,7 +307,7 @@ class _Turn:
         ask: AskStep = op.step
         self.at(frame["flow"], op)
         verdict = self.check(ask, from_text=True)
-        other = self.engine.triggered(self.context)
+        other = self.interrupter()
         free_text = verdict.ok and not (ask.validate_ or ask.choices or ask.type)
         if (
             other is not None
@@ -338,6 +333,19 @@ class _Turn:
         self.add(Reply(text=self.say(invalid)))
         self.add(self.question(ask))
         return self.result()
+
+    def interrupter(self) -> _Compiled | None:
+        """The flow this message would start, if it is sure enough to interrupt a question:
+        by a keyword or regex, or by an intent of at least `interrupt_confidence`."""
+        u = self.context.understanding
+        other = self.engine.triggered(self.context)
+        if (
+            other is not None
+            and u.intent in other.flow.trigger.intents
+            and u.confidence < self.engine.interrupt_confidence
+        ):
+            return None
+        return other
 
     def check(self, ask: AskStep, from_text: bool) -> Verdict:
         """The value this message gives the slot: an entity of the slot's name (or the ask's

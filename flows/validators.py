@@ -3,7 +3,8 @@
     validate(answer, regex=..., choices=[Choice(...)], type=..., today=...) -> Verdict(ok, value)
 
 The answer is NFKC-normalized and stripped first, so full-width digits, letters and punctuation
-(`１２３`, `ＡＢＣ`, `＠`, `，`) count as their ASCII forms, and the stored value is normalized.
+(`１２３`, `ＡＢＣ`, `＠`, `，`) count as their ASCII forms, and the stored value is normalized;
+a free-text answer (no rule, or `type: text` alone) is stored as written, only stripped.
 An empty answer is never ok. Customers answer in sentences ("my order is 12345678", "订单号
 12345678"), so every rule below looks for its value *inside* the answer, not only as the whole.
 
@@ -135,8 +136,8 @@ def validate(
         verdicts.append(_TYPE_CHECKS[type](text, today or date.today()))
     if pattern is not None:
         verdicts.append(_regex(text, pattern))
-    if not verdicts:
-        return Verdict(ok=True, value=text)
+    if not verdicts:  # free text: kept as written (only stripped), "，" stays "，"
+        return Verdict(ok=True, value=answer.strip())
     if not all(v.ok for v in verdicts):
         return NOT_OK
     return verdicts[0]

@@ -122,7 +122,12 @@ def load_flow_engine(settings: Settings) -> FlowEngine:
     files = read_bot(settings)
     if files.errors:
         raise FlowError(files.errors, files.flows)
-    return FlowEngine(files.flows, settings.bot.language, files.actions)
+    return FlowEngine(
+        files.flows,
+        settings.bot.language,
+        files.actions,
+        interrupt_confidence=settings.bot.interrupt_confidence,
+    )
 
 
 class BotReloader:
@@ -173,7 +178,12 @@ class BotReloader:
             self.errors = errors
             log.error("bot not reloaded, the last good one keeps serving:\n%s", "\n".join(errors))
             return errors
-        engine = FlowEngine(files.flows, settings.bot.language, files.actions)
+        engine = FlowEngine(
+            files.flows,
+            settings.bot.language,
+            files.actions,
+            interrupt_confidence=settings.bot.interrupt_confidence,
+        )
         self.hub.use_bot(settings, classifier, engine)
         self.errors = []
         self.loaded_at = utcnow()

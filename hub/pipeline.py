@@ -18,7 +18,7 @@ from hub.messages import Handoff, Inbound, Outbound, Status, Understanding
 from hub.ports import Channel, Classifier, FlowResult, FlowRunner, TurnContext
 from hub.status import BOT_SPEAKS
 from hub.store import Conversation, Message, Store
-from hub.understanding import understand
+from hub.understanding import is_cancel, understand
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,8 @@ class Pipeline:
     def asked_for_a_human(
         self, conversation: Conversation, understanding: Understanding
     ) -> FlowResult | None:
-        if understanding.intent not in self.handoff_intents:
+        # a cancel word stops the flow instead, even when the NLU reads it as a handoff intent
+        if understanding.intent not in self.handoff_intents or is_cancel(understanding):
             return None
         handoff = Handoff(
             reason="customer_request",

@@ -63,6 +63,8 @@ class BotSettings(BaseModel):
     # a Rasa action server's webhook (http://host:5055/webhook); unset: the bot's actions.py
     action_endpoint: str | None = None
     action_timeout: float = Field(default=10.0, gt=0, le=120)
+    # the NLU confidence an intent needs to interrupt a flow's question (interruptible flows)
+    interrupt_confidence: float = Field(default=0.5, ge=0.0, le=1.0)
     # reload changed flows, NLU data and bot settings while running (retraining when needed)
     reload: bool = True
 

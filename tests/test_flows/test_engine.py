@@ -389,3 +389,15 @@ def test_end_false_is_a_mistake(tmp_path: Path) -> None:
     (tmp_path / "a.yml").write_text("flows:\n  a:\n    steps: [{end: false}]\n", "utf-8")
     with pytest.raises(FlowError, match=r"a.yml:3:\d+: flows.a.steps.0.end"):
         load_flows(tmp_path)
+
+
+async def test_a_weak_intent_does_not_interrupt(tmp_path: Path) -> None:
+    chat = Chat(engine_for(tmp_path, RETURNS))
+    await chat.say("return", "returns")
+    unsure = Understanding(text="when are you open?", intent="hours", confidence=0.3)
+    context = TurnContext(understanding=unsure, language="en", conversation_id=7)
+    result = await chat.engine.run(chat.state, context)
+    assert [r.text for r in result.replies] == [
+        "Order numbers have 6 to 12 digits.",
+        "Which order?",
+    ]

@@ -237,3 +237,23 @@ async def test_reload_applies_the_bot_section_of_a_changed_config_file(
         os.utime(config, (2, 2))
         errors = await bot.hub.reloader.reload()
         assert errors and "bot.nlu_threshold" in errors[0]
+
+
+async def test_a_cancel_word_stops_the_flow_even_if_read_as_a_handoff_intent(
+    bot_settings: Settings,
+) -> None:
+    class SaysHuman:
+        """A classifier that reads everything as a request for a human."""
+
+        def parse(self, text: str) -> object:
+            from nlu.classifier import Parse
+
+            return Parse(text=text, intent="human", confidence=0.9, ranking=[("human", 0.9)])
+
+    async with TestBot.running(bot_settings) as bot:
+        await bot.press("/returns")
+        bot.hub.pipeline.classifier = SaysHuman()  # type: ignore[assignment]
+        assert [m.text for m in await bot.say("stop")] == ["OK, I've stopped that."]
+        assert await bot.status() == "bot"
+        await bot.say("please, a person")
+        assert await bot.status() == "pending"
