@@ -125,3 +125,14 @@ def test_kefu_check_prints_all_and_exits_non_zero(
 def test_kefu_check_passes_the_demo_bot(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "--bot", str(ROOT / "examples/shop")]) == 0
     assert capsys.readouterr().out.startswith("ok: ")
+
+
+def test_the_demo_bots_conversation_tests_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("KEFU_DATA_DIR", str(tmp_path))
+    code = main(["test", "--bot", str(ROOT / "examples/shop")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    passed = int(out.strip().splitlines()[-1].split()[0])
+    assert passed >= 25
