@@ -56,7 +56,9 @@ def test_empty_answer_is_never_ok(answer: str, rules: dict[str, Any]) -> None:
     ],
 )
 @pytest.mark.parametrize("type_", [None, "text"])
-def test_free_text_is_the_answer_as_written_stripped(answer: str, value: str, type_: str | None) -> None:
+def test_free_text_is_the_answer_as_written_stripped(
+    answer: str, value: str, type_: str | None
+) -> None:
     assert validate(answer, type=type_) == accepted(value)
 
 
