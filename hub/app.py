@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 
 from channels.base import ChannelConfigError
 from channels.registry import build_channels
@@ -25,9 +25,10 @@ from flows.actions import ActionError, ActionRunner, load_actions
 from flows.checks import check_references
 from flows.loader import by_place
 from hub.bus import InProcessBus
-from hub.conversations import Conversations
+from hub.conversations import Conversations, message_view
 from hub.fallback import Fallback
 from hub.limits import BodySizeLimit
+from hub.media import MediaStore
 from hub.messages import Event, Inbound, Outbound, Status, utcnow
 from hub.outbox import Outbox
 from hub.pipeline import Pipeline
@@ -219,6 +220,7 @@ class Hub:
             self.store, self.bus, self.outbox, self.channels, settings.bot.language
         )
         self.classifier = classifier
+        self.media = MediaStore(settings.data_dir / "media", settings.media_max_bytes)
         self.reloader = BotReloader(self)
         self.pipeline = Pipeline(
             store=self.store,
@@ -263,6 +265,35 @@ class Hub:
 
     async def publish(self, event: Event) -> None:
         await self.bus.publish(event)
+
+    async def edit(self, channel: str, channel_message_id: str, text: str) -> bool:
+        message = await self.store.update_inbound(channel, channel_message_id, text=text)
+        if message is not None:
+            await self.bus.publish(
+                Event(
+                    type="message.updated",
+                    conversation_id=message.conversation_id,
+                    data=message_view(message),
+                )
+            )
+        return message is not None
+
+    async def delete(self, channel: str, channel_message_id: str) -> bool:
+        message = await self.store.update_inbound(channel, channel_message_id, deleted=True)
+        if message is not None:
+            await self.bus.publish(
+                Event(
+                    type="message.deleted",
+                    conversation_id=message.conversation_id,
+                    data={"id": message.id},
+                )
+            )
+        return message is not None
+
+    async def save_media(
+        self, data: bytes, *, name: str | None = None, mime_type: str | None = None
+    ) -> str:
+        return await asyncio.to_thread(self.media.save, data, name, mime_type)
 
     # ---- life cycle ---------------------------------------------------------------------
 
@@ -366,6 +397,14 @@ def create_app(
     @app.exception_handler(CursorError)
     async def _bad_cursor(request: Request, exc: CursorError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.get("/media/{key:path}", tags=["media"])
+    async def media(key: str) -> FileResponse:
+        """A file a customer sent (the link in the message; the key is unguessable)."""
+        path = hub.media.path(key)
+        if path is None:
+            raise HTTPException(404, "no such file")
+        return FileResponse(path)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

@@ -1,12 +1,19 @@
 """The outbox: every outgoing message is stored as `queued` first, then sent by its channel,
 retried with backoff, and its delivery status stored (`sent`, or `failed` with the error, which
-the agent sees). Queued messages left by a stopped process are sent when the next one starts."""
+the agent sees). Queued messages left by a stopped process are sent when the next one starts.
+
+One ordered queue per recipient (a chat, a Slack thread): a recipient's messages go out in the
+order they were stored, a retry holds the ones after it, and recipients don't wait for each
+other. Each channel's `send_interval` spaces two sends to one recipient (the platforms' rate
+limits); a platform's `retry_after` (Telegram's and Slack's 429) is waited out before the retry.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
@@ -16,8 +23,12 @@ from hub.store import Store
 
 log = logging.getLogger(__name__)
 
+Key = tuple[str, str]  # (channel, recipient)
+
 
 class Outbox:
+    IDLE_SECONDS = 30.0  # a recipient's worker ends after this long with nothing to send
+
     def __init__(
         self,
         store: Store,
@@ -28,21 +39,26 @@ class Outbox:
     ) -> None:
         self.store, self.bus, self.channels = store, bus, channels
         self.attempts, self.backoff = attempts, backoff
-        self._queues: dict[str, asyncio.Queue[tuple[Outbound, int]]] = {}
+        self._queues: dict[Key, asyncio.Queue[Outbound]] = {}
+        self._last_sent: dict[Key, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def enqueue(self, message: Outbound, attempt: int = 0) -> None:
-        """Queue a stored message for its channel (one ordered queue per channel)."""
-        queue = self._queues.get(message.channel)
+    def enqueue(self, message: Outbound) -> None:
+        """Queue a stored message behind the others for its recipient."""
+        key = (message.channel, message.recipient_id)
+        queue = self._queues.get(key)
         if queue is None:
-            queue = self._queues[message.channel] = asyncio.Queue()
-            self._spawn(self._work(message.channel, queue))
-        queue.put_nowait((message, attempt))
+            queue = self._queues[key] = asyncio.Queue()
+            self._spawn(self._work(key, queue))
+        queue.put_nowait(message)
 
     async def drain(self) -> None:
-        """Wait until every queue is empty (tests, shutdown)."""
-        for queue in list(self._queues.values()):
-            await queue.join()
+        """Wait until every queued message is sent or failed (tests, shutdown)."""
+        while True:
+            busy = [q for q in self._queues.values() if q._unfinished_tasks]  # type: ignore[attr-defined]
+            if not busy:
+                return
+            await asyncio.gather(*(q.join() for q in busy))
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -56,40 +72,59 @@ class Outbox:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _work(self, channel_name: str, queue: asyncio.Queue[tuple[Outbound, int]]) -> None:
+    async def _work(self, key: Key, queue: asyncio.Queue[Outbound]) -> None:
         while True:
-            message, attempt = await queue.get()
             try:
-                await self._deliver(message, attempt)
-            except Exception:  # one bad message must not stop the channel's queue
+                message = await asyncio.wait_for(queue.get(), self.IDLE_SECONDS)
+            except TimeoutError:
+                if queue.empty():  # nothing came: end, and let a new worker start next time
+                    self._queues.pop(key, None)
+                    self._last_sent.pop(key, None)
+                    return
+                continue
+            try:
+                await self._deliver(key, message)
+            except Exception:  # one bad message must not stop the recipient's queue
                 log.exception("outbox: delivering message %s failed", message.message_id)
             finally:
                 queue.task_done()
 
-    async def _deliver(self, message: Outbound, attempt: int) -> None:
+    async def _deliver(self, key: Key, message: Outbound) -> None:
         channel = self.channels.get(message.channel)
-        error: str | None = None
-        retryable = False
         if channel is None:
             error = f"channel {message.channel!r} is not configured (or disabled)"
-        else:
+            await self._set(message, Delivery.FAILED, error)
+            return
+        for attempt in range(self.attempts):
+            await self._pace(key, channel.capabilities.send_interval)
             try:
                 await channel.send(message)
             except DeliveryError as e:
-                error, retryable = str(e), e.retryable
+                error, retryable, wait = str(e), e.retryable, e.retry_after
             except Exception as e:  # a bug or an unexpected platform answer: retry, then fail
                 log.exception("outbox: channel %s raised", message.channel)
-                error, retryable = f"{type(e).__name__}: {e}", True
-        if error is None:
-            await self._set(message, Delivery.SENT, None)
-        elif retryable and attempt + 1 < self.attempts:
-            delay = self.backoff(attempt)
+                error, retryable, wait = f"{type(e).__name__}: {e}", True, None
+            else:
+                self._last_sent[key] = time.monotonic()
+                await self._set(message, Delivery.SENT, None)
+                return
+            self._last_sent[key] = time.monotonic()
+            if not retryable or attempt + 1 == self.attempts:
+                break
+            delay = wait if wait is not None else self.backoff(attempt)
             log.warning("outbox: %s; retry %d in %.1fs", error, attempt + 1, delay)
             await self.store.set_delivery(message.message_id, Delivery.QUEUED, error)
-            asyncio.get_running_loop().call_later(delay, self.enqueue, message, attempt + 1)
-        else:
-            log.error("outbox: message %s failed: %s", message.message_id, error)
-            await self._set(message, Delivery.FAILED, error)
+            await asyncio.sleep(delay)
+        log.error("outbox: message %s failed: %s", message.message_id, error)
+        await self._set(message, Delivery.FAILED, error)
+
+    async def _pace(self, key: Key, interval: float) -> None:
+        """Wait until `interval` seconds have passed since the last send to this recipient."""
+        last = self._last_sent.get(key)
+        if interval > 0 and last is not None:
+            wait = last + interval - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
 
     async def _set(self, message: Outbound, delivery: Delivery, error: str | None) -> None:
         await self.store.set_delivery(message.message_id, delivery, error)

@@ -97,6 +97,26 @@ class Receiver(Protocol):
 
     async def publish(self, event: Event) -> None: ...
 
+    async def edit(self, channel: str, channel_message_id: str, text: str) -> bool:
+        """The customer edited a message: its stored text becomes `text` (the original is kept
+        in its payload) and agents are told. False when no such message is stored."""
+        ...
+
+    async def delete(self, channel: str, channel_message_id: str) -> bool:
+        """The customer deleted a message: it is marked deleted (kept for the record)."""
+        ...
+
+    async def save_media(
+        self, data: bytes, *, name: str | None = None, mime_type: str | None = None
+    ) -> str:
+        """Store a file the customer sent; returns the hub URL the inbox shows it at. Raises
+        MediaTooLarge over the configured limit."""
+        ...
+
+
+class MediaTooLarge(ValueError):
+    """A file over the hub's size limit (`media_max_bytes`)."""
+
 
 @dataclass(frozen=True)
 class Capabilities:
@@ -108,14 +128,21 @@ class Capabilities:
     max_text_length: int | None = None
     # Bot replies go back in the HTTP response to the customer's message (REST), not the outbox.
     inline_replies: bool = False
+    # The least seconds between two sends to one recipient (chat, channel, thread): the
+    # platform's rate limit, kept by the outbox (Telegram and Slack: about 1 per second).
+    send_interval: float = 0.0
 
 
 class DeliveryError(Exception):
-    """A channel could not deliver a message. `retryable` False: trying again won't help."""
+    """A channel could not deliver a message. `retryable` False: trying again won't help;
+    `retry_after`: the platform said when to try again (seconds; a 429's retry_after)."""
 
-    def __init__(self, message: str, retryable: bool = True) -> None:
+    def __init__(
+        self, message: str, retryable: bool = True, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.retry_after = retry_after
 
 
 class Channel(Protocol):

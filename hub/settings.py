@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     secret_key: str | None = Field(default=None, validation_alias="KEFU_SECRET_KEY")
     data_dir: Path = Field(default=Path("data"), validation_alias="KEFU_DATA_DIR")
     max_body_bytes: int = 1_000_000
+    # files customers send, stored under data_dir/media; larger ones are refused
+    media_max_bytes: int = Field(default=20_000_000, gt=0)
     bot: BotSettings = BotSettings()
     channels: list[ChannelConfig] = [
         ChannelConfig(name="web", type="web"),

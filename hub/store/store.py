@@ -210,6 +210,29 @@ class Store:
         async with self.db.read() as s:
             return await s.get(Message, message_id)
 
+    async def update_inbound(
+        self, channel: str, channel_message_id: str, **payload: Any
+    ) -> Message | None:
+        """Merge `payload` into a stored inbound message's payload; `text=` (a key of it)
+        replaces the text, the first text kept as `payload["original_text"]`."""
+        async with self.db.transaction() as s:
+            query = select(Message).where(
+                Message.channel == channel,
+                Message.channel_message_id == channel_message_id,
+                Message.direction == "in",
+            )
+            message = (await s.exec(query)).first()
+            if message is None:
+                return None
+            merged = dict(message.payload)
+            if "text" in payload:
+                merged.setdefault("original_text", message.text)
+                message.text = str(payload.pop("text"))
+            merged.update(payload)
+            message.payload = merged
+            s.add(message)
+            return message
+
     async def set_delivery(
         self, message_id: int, delivery: Delivery, error: str | None = None
     ) -> Message | None:
