@@ -8,7 +8,7 @@ from typing import ClassVar
 from channels.base import Capabilities, Channel
 from channels.registry import register
 from hub.app import Hub
-from hub.messages import Delivery, Inbound, Outbound, Sender
+from hub.messages import Delivery, Inbound, Outbound, Reply, Sender
 from hub.ports import DeliveryError
 from hub.settings import ChannelConfig, Settings
 from hub.testing import TestBot
@@ -97,3 +97,60 @@ async def test_queued_messages_are_sent_after_a_restart(settings, classifier, fl
         assert Flaky.delivered[-1].message_id == stranded.id
         message = await bot.hub.store.get_message(stranded.id or 0)
         assert message is not None and message.delivery == Delivery.SENT
+
+
+class Paced(Channel):
+    """A platform that allows one message per recipient every 0.2 s and says 429 once."""
+
+    type: ClassVar[str] = "paced"
+    capabilities: ClassVar[Capabilities] = Capabilities(send_interval=0.2)
+    sends: ClassVar[list[tuple[float, str, str]]] = []
+    throttle_once: ClassVar[set[str]] = set()
+
+    async def send(self, message: Outbound) -> None:
+        import time
+
+        if message.text in self.throttle_once:
+            self.throttle_once.discard(message.text)
+            raise DeliveryError("429 Too Many Requests", retry_after=0.3)
+        self.sends.append((time.monotonic(), message.recipient_id, message.text))
+
+
+register("paced", Paced)
+
+
+async def test_pacing_per_recipient_order_and_retry_after(settings, classifier, flows) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    Paced.sends.clear()
+    Paced.throttle_once = {"a2"}
+    settings = settings.model_copy(
+        update={"channels": [*settings.channels, ChannelConfig(name="p", type="paced")]}
+    )
+    async with TestBot.running(settings, classifier, flows) as bot:
+        hub = bot.hub
+        conversations = {}
+        for who in ("a", "b"):
+            await hub.receive(Inbound(channel="p", sender_id=who, text="/greet"))
+            conversations[who] = await hub.store.get_conversation(
+                await hub.current_conversation("p", who) or 0
+            )
+        await hub.outbox.drain()
+        await asyncio.sleep(0.25)  # the greetings' pacing has passed
+        Paced.sends.clear()
+        started = time.monotonic()
+        for i in (1, 2, 3):
+            for who in ("a", "b"):
+                await hub.conversations.post(
+                    conversations[who],
+                    Reply(text=f"{who}{i}", sender=Sender.AGENT),
+                )
+        await hub.outbox.drain()
+    texts = {who: [t for _, r, t in Paced.sends if r == who] for who in ("a", "b")}
+    assert texts == {"a": ["a1", "a2", "a3"], "b": ["b1", "b2", "b3"]}  # in order, a2 retried
+    times = {who: [at for at, r, _ in Paced.sends if r == who] for who in ("a", "b")}
+    gaps_b = [y - x for x, y in zip(times["b"], times["b"][1:], strict=False)]
+    assert all(g >= 0.19 for g in gaps_b), gaps_b  # one per 0.2 s for a recipient
+    gaps_a = [y - x for x, y in zip(times["a"], times["a"][1:], strict=False)]
+    assert gaps_a[0] >= 0.29, gaps_a  # a2 waited out the 429's retry_after
+    assert times["b"][0] - started < 0.15  # b doesn't wait for a's pacing
