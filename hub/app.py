@@ -233,6 +233,7 @@ class Hub:
             default_language=settings.bot.language,
         )
         self._tasks: list[asyncio.Task[None]] = []
+        self.channel_errors: dict[str, str] = {}  # channels that could not start, and why
 
     def use_bot(self, settings: Settings, classifier: Classifier, flows: FlowRunner) -> None:
         """Serve this bot from the next message on (the hot reload's swap)."""
@@ -298,8 +299,13 @@ class Hub:
     # ---- life cycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        for channel in self.channels.values():
-            await channel.start()
+        for name, channel in self.channels.items():
+            try:
+                await channel.start()
+            except ChannelConfigError as e:
+                # One half-configured channel doesn't take the others down; /readyz shows it.
+                log.error("channel %s not started: %s", name, e)
+                self.channel_errors[name] = str(e)
         resent = await self.conversations.resend_queued()
         if resent:
             log.info("outbox: %d queued messages from before the restart sent again", resent)
@@ -415,7 +421,8 @@ def create_app(
         checks = await hub.ready()
         ok = all(v == "ok" for v in checks.values())
         # The bot's state is detail, not readiness: with invalid files the last good bot serves.
-        body = {"ready": ok, **checks, "bot": hub.reloader.status()}
+        channels = {name: hub.channel_errors.get(name, "ok") for name in hub.channels}
+        body = {"ready": ok, **checks, "bot": hub.reloader.status(), "channels": channels}
         return JSONResponse(body, status_code=200 if ok else 503)
 
     return app

@@ -59,6 +59,8 @@ class Pipeline:
             payload = {**inbound.payload, "nlu": understanding.model_dump(mode="json")}
             if inbound.postback:
                 payload["postback"] = inbound.postback
+            if inbound.attachments:
+                payload["attachments"] = [a.model_dump(mode="json") for a in inbound.attachments]
             recorded = await self.store.record_inbound(inbound, payload)
             if recorded is None:  # the same message raced in through another process
                 seen = await self.find_duplicate(inbound)

@@ -93,3 +93,27 @@ def test_create_app_refuses_an_unknown_channel_option(sqlite_url: str, tmp_path:
 
     message = str(raised.value)
     assert "partner" in message and "callbak_url" in message, message
+
+
+def test_the_built_in_platforms_are_registered_by_entry_point() -> None:
+    assert {"wechat", "telegram", "slack"} <= set(TYPES), sorted(TYPES)
+
+
+def test_a_channel_missing_its_credentials_is_reported_and_the_others_serve(
+    make_hub: Any,
+) -> None:
+    client, _ = make_hub(
+        channels=[
+            {"name": "web", "type": "web"},
+            {"name": "rest", "type": "rest"},
+            {"name": "mp", "type": "wechat"},  # no token, app_id, app_secret
+        ]
+    )
+
+    ready = client.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    channels = ready.json()["channels"]
+    assert channels["rest"] == "ok" and channels["web"] == "ok"
+    assert "mp" in channels["mp"] and "app_secret" in channels["mp"], channels
+    answer = client.post("/webhooks/rest/webhook", json={"sender": "ann", "message": "hello"})
+    assert answer.status_code == 200 and answer.json(), answer.text

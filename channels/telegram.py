@@ -1,0 +1,644 @@
+"""Telegram channel on aiogram 3: a bot receives customers' messages by webhook or by long
+polling and answers through the Bot API (DESIGN.md sections 1, 4 and 8).
+
+    POST /channels/telegram/{name}    header X-Telegram-Bot-Api-Secret-Token: <secret_token>
+
+The webhook checks the secret, parses the update and answers 200 at once; aiogram's
+dispatcher handles the update after the answer is sent, so a slow bot turn never makes
+Telegram time out and redeliver. In `mode: polling` (a hub without a public URL) the same
+dispatcher runs aiogram's long polling between start() and stop().
+
+Ids: a private chat's id is the customer (`sender_id`); a group is one conversation whose
+`sender_id` is the group's chat id and whose `sender_name` is whoever wrote. Message ids are
+only unique within a chat, so `channel_message_id` is "<chat_id>:<message_id>"; a button
+press is "callback:<callback_query_id>".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import builtins
+import contextlib
+import hashlib
+import hmac
+import io
+import json
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any, ClassVar, Literal
+
+import aiohttp
+from aiogram import Bot, Dispatcher
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ChatType
+from aiogram.exceptions import (
+    ClientDecodeError,
+    TelegramAPIError,
+    TelegramEntityTooLarge,
+    TelegramMigrateToChat,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from aiogram.methods import SendDocument, SendMessage, SendPhoto, TelegramMethod
+from aiogram.types import (
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    TelegramObject,
+    Update,
+    User,
+)
+from aiogram.types.update import UpdateTypeLookupError
+from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from channels.base import Capabilities, Channel, ChannelConfigError, DeliveryError
+from hub.messages import Attachment, Button, Inbound, Kind, Outbound
+from hub.ports import MediaTooLarge
+
+log = logging.getLogger(__name__)
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+TEXT_LIMIT = 4096  # sendMessage's limit, in UTF-16 code units
+CALLBACK_DATA_LIMIT = 64  # bytes
+BUTTON_KEY = "#"  # starts a callback_data that stands for a longer payload
+START = re.compile(r"^/start(?:@\w+)?(?:\s+(\S+))?\s*$")  # with a deep link's parameter
+
+
+class TelegramOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(default="", pattern=r"^(\d+:[\w-]+)?$")  # from @BotFather
+    mode: Literal["webhook", "polling"] = "webhook"
+    # what setWebhook was given; Telegram sends it back in SECRET_HEADER with every update
+    secret_token: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,256}$")
+    api_base: str = "https://api.telegram.org"
+    # in groups: answer messages that address the bot (mention), every message, or none
+    group_mode: Literal["mention", "all", "off"] = "mention"
+    polling_timeout: int = Field(default=30, ge=0, le=50)  # seconds a getUpdates waits
+    request_timeout: float = Field(default=30.0, gt=0)
+    dedupe_seconds: float = Field(default=3600.0, gt=0)  # how long an update_id is remembered
+    # the payload `/start` (a customer's first message, or a t.me/<bot>?start=X link) sends to
+    # the bot; None: `/start` is text like any other
+    greeting: str | None = "/greet"
+
+
+class RecentUpdates:
+    """The update_ids seen in the last `ttl` seconds, so a redelivered update is handled once.
+
+    In memory and per process: with several hub processes a redelivery may reach another one,
+    and the pipeline's (channel, channel_message_id) dedupe is the second line there. Ids
+    expire because Telegram restarts update_id at random after a week without updates."""
+
+    def __init__(
+        self, ttl: float, clock: Callable[[], float] = time.monotonic, max_size: int = 100_000
+    ) -> None:
+        self.ttl, self.clock, self.max_size = ttl, clock, max_size
+        self._expiry: dict[int, float] = {}  # in insertion order, so in expiry order
+
+    def seen(self, update_id: int) -> bool:
+        """Whether the id came before; remembers it when not."""
+        now = self.clock()
+        while self._expiry and next(iter(self._expiry.values())) <= now:
+            del self._expiry[next(iter(self._expiry))]
+        if update_id in self._expiry:
+            return True
+        self._expiry[update_id] = now + self.ttl
+        if len(self._expiry) > self.max_size:
+            del self._expiry[next(iter(self._expiry))]
+        return False
+
+
+@dataclass(frozen=True)
+class Media:
+    """A file in a customer's message, before it is fetched from Telegram."""
+
+    kind: Kind
+    file_id: str
+    name: str | None
+    mime_type: str | None
+
+
+class TelegramChannel(Channel):
+    type: ClassVar[str] = "telegram"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        buttons=True, images=True, max_text_length=TEXT_LIMIT, send_interval=1.0
+    )
+    Options: ClassVar[builtins.type[BaseModel]] = TelegramOptions
+    STOP_GRACE_SECONDS = 10.0  # how long stop() lets updates in progress finish
+    POLL_RETRY_SECONDS = 5.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        options: TelegramOptions = self.options
+        self._bot = make_bot(options) if options.token else None
+        self.recent = RecentUpdates(options.dedupe_seconds)
+        self.dispatcher = self.make_dispatcher()
+        self._polling: asyncio.Task[None] | None = None
+        self._handling: set[asyncio.Task[Any]] = set()
+        self._parts_sent: dict[int, int] = {}  # message id -> parts delivered before a failure
+        self._stopped = False
+
+    @property
+    def path(self) -> str:
+        return f"/channels/telegram/{self.name}"
+
+    @property
+    def bot(self) -> Bot:
+        if self._bot is None:
+            raise ChannelConfigError(f"channel {self.name!r} (telegram): no token")
+        return self._bot
+
+    def make_dispatcher(self) -> Dispatcher:
+        dispatcher = Dispatcher()
+        dispatcher.update.outer_middleware(self.once_per_update)
+        dispatcher.message.register(self.on_message)
+        dispatcher.edited_message.register(self.on_edited_message)
+        dispatcher.callback_query.register(self.on_callback_query)
+        return dispatcher
+
+    # ---- life cycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if not self.options.token:
+            raise ChannelConfigError(f"channel {self.name!r} (telegram): token is required")
+        if self.options.mode == "webhook" and not self.options.secret_token:
+            raise ChannelConfigError(
+                f"channel {self.name!r} (telegram): secret_token is required in webhook mode "
+                "(give setWebhook the same one), so forged updates can be refused"
+            )
+        self._stopped = False
+        if self.options.mode == "polling":
+            self._polling = asyncio.create_task(self.poll())
+
+    async def stop(self) -> None:
+        self._stopped = True  # a send now would open a new HTTP session nobody closes
+        await self.stop_polling()
+        busy = {task for task in self._handling if task is not asyncio.current_task()}
+        if busy:
+            await asyncio.wait(busy, timeout=self.STOP_GRACE_SECONDS)
+        if self._bot is not None:
+            await self._bot.session.close()
+
+    async def poll(self) -> None:
+        """Long polling until stop(). The webhook is removed first (Telegram refuses
+        getUpdates while one is set); a failed start is retried, so a hub started while
+        Telegram is unreachable begins polling once it is."""
+        while True:
+            try:
+                await self.bot.delete_webhook()
+                await self.dispatcher.start_polling(
+                    self.bot,
+                    polling_timeout=self.options.polling_timeout,
+                    handle_signals=False,  # the hub's server owns the signals
+                    close_bot_session=False,  # send() still needs it until stop()
+                )
+                return
+            except Exception:
+                log.exception("telegram %s: polling failed; retrying", self.name)
+                await asyncio.sleep(self.POLL_RETRY_SECONDS)
+
+    async def stop_polling(self) -> None:
+        task, self._polling = self._polling, None
+        if task is None:
+            return
+        with contextlib.suppress(RuntimeError):  # polling had not started, or has ended
+            await self.dispatcher.stop_polling()
+        task.cancel()  # still in delete_webhook or waiting to retry
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    # ---- webhook ------------------------------------------------------------------------
+
+    def router(self) -> APIRouter | None:
+        if self.options.mode != "webhook":
+            return None
+        router = APIRouter(tags=[f"channel {self.name}"])
+        router.add_api_route(self.path, self.webhook, methods=["POST"], response_model=None)
+        return router
+
+    async def webhook(self, request: Request, background: BackgroundTasks) -> JSONResponse:
+        """Verify, parse, answer; the update is handled once the answer is sent."""
+        secret = request.headers.get(SECRET_HEADER)
+        if secret is None:
+            return JSONResponse({"detail": f"missing {SECRET_HEADER}"}, status_code=401)
+        if not self.secret_matches(secret):
+            return JSONResponse({"detail": f"wrong {SECRET_HEADER}"}, status_code=403)
+        try:
+            raw = json.loads(await request.body())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return JSONResponse({"detail": "the body is not JSON"}, status_code=400)
+        if not isinstance(raw, dict) or type(raw.get("update_id")) is not int:
+            return JSONResponse(
+                {"detail": "not a Telegram update: no integer update_id"}, status_code=400
+            )
+        update, problem = self.parse_update(raw)
+        if update is None:
+            # Telegram would redeliver an update we refuse, again and again: say why, take it.
+            log.warning("telegram %s: update %s ignored: %s", self.name, raw["update_id"], problem)
+            return JSONResponse({"ok": True, "ignored": problem})
+        # Starlette runs it after the response is sent, within the request, so a server's
+        # graceful shutdown waits for it (a detached task would be cut off).
+        background.add_task(self.handle_update, update)
+        return JSONResponse({"ok": True})
+
+    def secret_matches(self, secret: str) -> bool:
+        expected = self.options.secret_token or ""
+        # bytes: compare_digest refuses str with non-ASCII characters
+        return bool(expected) and hmac.compare_digest(secret.encode(), expected.encode())
+
+    def parse_update(self, raw: dict[str, Any]) -> tuple[Update | None, str]:
+        """The update as aiogram reads it, or None and what is wrong with it (Telegram's own
+        documentation samples lack fields aiogram requires; a newer Bot API may send update
+        types this aiogram doesn't know)."""
+        try:
+            update = Update.model_validate(raw, context={"bot": self._bot})
+            update.event_type  # noqa: B018 - raises for an unknown update type
+        except ValidationError as e:
+            wrong = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()[:5]
+            )
+            return None, f"invalid update: {wrong}"
+        except UpdateTypeLookupError:
+            return None, "unknown update type"
+        return update, ""
+
+    async def handle_update(self, update: Update) -> None:
+        """Feed one update to the dispatcher. Errors are logged, not raised: Telegram already
+        has its answer."""
+        try:
+            await self.dispatcher.feed_update(self.bot, update)
+        except Exception:
+            log.exception("telegram %s: update %s failed", self.name, update.update_id)
+
+    async def once_per_update(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        update: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        """Outer middleware of every update (webhook and polling): drops a redelivered
+        update_id, and keeps track of the updates in progress so stop() can let them end."""
+        assert isinstance(update, Update)
+        if self.recent.seen(update.update_id):
+            log.info("telegram %s: update %s redelivered; skipped", self.name, update.update_id)
+            return None
+        task = asyncio.current_task()
+        if task is not None:
+            self._handling.add(task)
+        try:
+            return await handler(update, data)
+        finally:
+            if task is not None:
+                self._handling.discard(task)
+
+    # ---- updates to Inbound -------------------------------------------------------------
+
+    async def on_message(self, message: Message, bot: Bot) -> None:
+        inbound = await self.message_inbound(message, bot)
+        if inbound is not None:
+            await self.receiver.receive(inbound)
+
+    async def on_edited_message(self, message: Message, bot: Bot) -> None:
+        text = message.text if message.text is not None else message.caption
+        if text is None:
+            return
+        if message.chat.type != ChatType.PRIVATE:
+            text = without_mentions(text, (await bot.me()).username)
+        if not await self.receiver.edit(self.name, message_key(message), text):
+            log.debug("telegram %s: edit of a message not stored", self.name)
+
+    async def on_callback_query(self, query: CallbackQuery, bot: Bot) -> None:
+        """A button pressed: the button's payload is the postback and its title the text."""
+        await self.answer_callback(query, bot)
+        chat = query.message.chat if query.message else None
+        if query.data is None or (
+            chat is not None and chat.type != ChatType.PRIVATE and self.options.group_mode == "off"
+        ):
+            return
+        # an inline message has no chat: the presser's private chat has their user id
+        sender_id = str(chat.id if chat else query.from_user.id)
+        title = button_title(query)
+        payload = await self.payload_of(query.data, sender_id)
+        if payload is None and title is None:
+            log.info("telegram %s: a button of an unknown message was pressed", self.name)
+            return
+        inbound = Inbound(
+            channel=self.name,
+            sender_id=sender_id,
+            channel_message_id=f"callback:{query.id}",
+            text=title or payload or "",
+            postback=payload,
+            sender_name=query.from_user.full_name,
+            payload={"telegram": {"from_id": query.from_user.id, "callback_data": query.data}},
+        )
+        await self.receiver.receive(inbound)
+
+    async def answer_callback(self, query: CallbackQuery, bot: Bot) -> None:
+        """Stop the spinner on the customer's button at once; a failure (an old query)
+        doesn't stop the press from being handled."""
+        try:
+            await bot.answer_callback_query(callback_query_id=query.id)
+        except (TelegramAPIError, ClientDecodeError) as e:
+            log.warning("telegram %s: answerCallbackQuery failed: %s", self.name, e)
+
+    async def payload_of(self, data: str, sender_id: str) -> str | None:
+        """The payload a button's callback_data stands for. A long payload went out as a key
+        (see `callback_data`): it is found again among the buttons of the conversation's
+        stored messages, which every hub process can read, across restarts."""
+        if not data.startswith(BUTTON_KEY):
+            return data
+        for message in reversed(await self.receiver.history(self.name, sender_id, 0)):
+            for button in message.buttons:
+                if callback_data(button.payload) == data:
+                    return button.payload
+        return None
+
+    async def message_inbound(self, message: Message, bot: Bot) -> Inbound | None:
+        """The Inbound of a customer's message, or None when the bot should not see it (a
+        group message not meant for it, a kind of message the hub doesn't take)."""
+        text = message.text if message.text is not None else (message.caption or "")
+        if message.chat.type != ChatType.PRIVATE:
+            if not await self.listens_in_group(message, bot):
+                return None
+            text = without_mentions(text, (await bot.me()).username)
+        content = await self.content_of(message, bot)
+        if content is None:
+            log.info("telegram %s: %s message ignored", self.name, message.content_type)
+            return None
+        kind, payload, attachments = content
+        user = message.from_user
+        postback = None
+        start = START.match(text) if self.options.greeting else None
+        if start:  # the customer opened the chat (or a deep link): greet, keep the parameter
+            postback = self.options.greeting
+            if start.group(1):
+                payload = {**payload, "start": start.group(1)}
+        return Inbound(
+            channel=self.name,
+            sender_id=str(message.chat.id),
+            channel_message_id=message_key(message),
+            text=text,
+            kind=kind,
+            payload={**payload, "telegram": telegram_context(message)},
+            attachments=attachments,
+            sender_name=user.full_name if user else message.chat.title,
+            postback=postback,
+        )
+
+    async def content_of(
+        self, message: Message, bot: Bot
+    ) -> tuple[Kind, dict[str, Any], tuple[Attachment, ...]] | None:
+        """Kind, payload and attachments of a text, file or location message; None for
+        other kinds (stickers, contacts, polls, service messages)."""
+        media = media_of(message)
+        if media is not None:
+            attachment, problem = await self.fetch(media, bot)
+            if attachment is None:
+                return media.kind, {"file_error": problem}, ()
+            return media.kind, {}, (attachment,)
+        if message.location is not None:
+            where = {"lat": message.location.latitude, "lon": message.location.longitude}
+            return Kind.LOCATION, where, ()
+        if message.text is not None:
+            return Kind.TEXT, {}, ()
+        return None
+
+    async def listens_in_group(self, message: Message, bot: Bot) -> bool:
+        mode = self.options.group_mode
+        if mode == "off":
+            return False
+        return mode == "all" or addresses_bot(message, await bot.me())
+
+    async def fetch(self, media: Media, bot: Bot) -> tuple[Attachment | None, str | None]:
+        """Download a customer's file (getFile, then the file URL) into the hub's media
+        store. When that fails the message is still stored, saying why it has no file."""
+        try:
+            file = await bot.get_file(media.file_id)
+            if not file.file_path:
+                return None, "Telegram gave no file path"
+            data = io.BytesIO()
+            await bot.download_file(file.file_path, data, timeout=int(self.options.request_timeout))
+            name = media.name or PurePosixPath(file.file_path).name
+            url = await self.receiver.save_media(
+                data.getvalue(), name=name, mime_type=media.mime_type
+            )
+        except (TelegramAPIError, ClientDecodeError, aiohttp.ClientError, TimeoutError) as e:
+            log.warning("telegram %s: file %s not fetched: %s", self.name, media.file_id, e)
+            return None, f"not fetched from Telegram: {e}"
+        except MediaTooLarge as e:
+            return None, str(e)
+        return Attachment(kind=media.kind, url=url, name=name, mime_type=media.mime_type), None
+
+    # ---- sending ------------------------------------------------------------------------
+
+    async def send(self, message: Outbound) -> None:
+        """Deliver a stored message: its text in parts of at most 4096 characters (the
+        buttons under the last), then its attachments. A retry goes on from the part that
+        failed, so the customer never gets a part twice."""
+        if self._bot is None:
+            raise DeliveryError(f"channel {self.name!r} has no token", retryable=False)
+        if self._stopped:
+            raise DeliveryError(f"channel {self.name!r} is stopping; sent after a restart")
+        methods = telegram_methods(message)
+        done = self._parts_sent.pop(message.message_id, 0)
+        for index in range(done, len(methods)):
+            try:
+                await self._bot(methods[index])
+            except (TelegramAPIError, ClientDecodeError) as e:
+                error = delivery_error(e)
+                if error.retryable and index:
+                    self.remember_progress(message.message_id, index)
+                raise error from e
+
+    def remember_progress(self, message_id: int, parts: int) -> None:
+        self._parts_sent[message_id] = parts
+        if len(self._parts_sent) > 1000:  # the outbox gave up on the oldest ones long ago
+            del self._parts_sent[next(iter(self._parts_sent))]
+
+
+# ---- helpers: pure functions over aiogram's types ---------------------------------------
+
+
+def make_bot(options: TelegramOptions) -> Bot:
+    api = TelegramAPIServer.from_base(options.api_base)
+    return Bot(options.token, session=AiohttpSession(api=api, timeout=options.request_timeout))
+
+
+def message_key(message: Message) -> str:
+    """A message id is only unique within its chat."""
+    return f"{message.chat.id}:{message.message_id}"
+
+
+def telegram_context(message: Message) -> dict[str, Any]:
+    """What an agent may want to know about where a message came from."""
+    user = message.from_user
+    context = {
+        "chat_type": str(message.chat.type),
+        "chat_title": message.chat.title,
+        "from_id": user.id if user else None,
+        "username": user.username if user else None,
+        "language_code": user.language_code if user else None,
+    }
+    return {k: v for k, v in context.items() if v is not None}
+
+
+def media_of(message: Message) -> Media | None:
+    if message.photo:
+        largest = message.photo[-1]  # sizes come smallest first
+        return Media(Kind.IMAGE, largest.file_id, None, "image/jpeg")
+    if message.document:
+        d = message.document
+        return Media(Kind.FILE, d.file_id, d.file_name, d.mime_type)
+    if message.voice:
+        return Media(Kind.AUDIO, message.voice.file_id, None, message.voice.mime_type)
+    if message.audio:
+        a = message.audio
+        return Media(Kind.AUDIO, a.file_id, a.file_name, a.mime_type)
+    if message.video:
+        v = message.video
+        return Media(Kind.VIDEO, v.file_id, v.file_name, v.mime_type)
+    return None
+
+
+def addresses_bot(message: Message, me: User) -> bool:
+    """A group message is meant for the bot when it mentions it, replies to one of its
+    messages or is a /command@bot (what Telegram's privacy mode lets through, too)."""
+    replied = message.reply_to_message
+    if replied is not None and replied.from_user is not None and replied.from_user.id == me.id:
+        return True
+    text = message.text if message.text is not None else (message.caption or "")
+    handle = f"@{me.username or ''}".lower()
+    for entity in message.entities or message.caption_entities or ():
+        value = entity.extract_from(text).lower()
+        if entity.type == "mention" and value == handle:
+            return True
+        if entity.type == "bot_command" and value.endswith(handle):
+            return True
+        if entity.type == "text_mention" and entity.user is not None and entity.user.id == me.id:
+            return True
+    return False
+
+
+def without_mentions(text: str, username: str | None) -> str:
+    """The text without the bot's @handle: "@bot where is my order" -> "where is my order",
+    and "/human@bot" -> "/human", an intent payload like the ones buttons carry."""
+    if not username:
+        return text
+    handle = re.escape(username)
+    text = re.sub(rf"^(/\w+)@{handle}(?!\w)", r"\1", text, flags=re.IGNORECASE)
+    text = re.sub(rf"(?<![\w@])@{handle}(?!\w)", "", text, flags=re.IGNORECASE)
+    return re.sub(r"[ \t]{2,}", " ", text).strip()
+
+
+def button_title(query: CallbackQuery) -> str | None:
+    """The title of the pressed button, from the keyboard of the message it sits under
+    (not known for messages too old for the bot to see)."""
+    markup = getattr(query.message, "reply_markup", None)
+    if not isinstance(markup, InlineKeyboardMarkup):
+        return None
+    for row in markup.inline_keyboard:
+        for button in row:
+            if button.callback_data == query.data:
+                return button.text
+    return None
+
+
+def callback_data(payload: str) -> str:
+    """A button's callback_data: the payload itself when it fits Telegram's 64 bytes, else
+    a key made from it (resolved again by `TelegramChannel.payload_of`)."""
+    if 0 < len(payload.encode()) <= CALLBACK_DATA_LIMIT and not payload.startswith(BUTTON_KEY):
+        return payload
+    digest = hashlib.sha256(payload.encode()).digest()[:24]
+    return BUTTON_KEY + base64.urlsafe_b64encode(digest).decode()
+
+
+def keyboard(buttons: Sequence[Button]) -> InlineKeyboardMarkup | None:
+    if not buttons:
+        return None
+    rows = [
+        [InlineKeyboardButton(text=b.title, callback_data=callback_data(b.payload))]
+        for b in buttons
+    ]
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def utf16_units(char: str) -> int:
+    return 2 if ord(char) > 0xFFFF else 1
+
+
+def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
+    """Parts of at most `limit` UTF-16 code units (Telegram counts those), each broken at a
+    newline, else a space, when one is in the part's second half."""
+    parts: list[str] = []
+    while sum(map(utf16_units, text)) > limit:
+        units, cut = 0, 0
+        while units + utf16_units(text[cut]) <= limit:
+            units += utf16_units(text[cut])
+            cut += 1
+        newline, space = text.rfind("\n", 0, cut), text.rfind(" ", 0, cut)
+        at = newline if newline > cut // 2 else space if space > cut // 2 else -1
+        if at > 0:
+            parts.append(text[:at])
+            text = text[at + 1 :]
+        else:
+            parts.append(text[:cut])
+            text = text[cut:]
+    parts.append(text)
+    return [p for p in parts if p.strip()]
+
+
+def telegram_methods(message: Outbound) -> list[TelegramMethod[Any]]:
+    """The Bot API calls that deliver one message, in order."""
+    try:
+        chat_id = int(message.recipient_id)
+    except ValueError:
+        raise DeliveryError(
+            f"{message.recipient_id!r} is not a Telegram chat id", retryable=False
+        ) from None
+    markup = keyboard(message.buttons)
+    texts = split_text(message.text)
+    if markup is not None and not texts:
+        texts = ["…"]  # buttons need a message to sit under
+    methods: list[TelegramMethod[Any]] = [SendMessage(chat_id=chat_id, text=t) for t in texts[:-1]]
+    if texts:
+        methods.append(SendMessage(chat_id=chat_id, text=texts[-1], reply_markup=markup))
+    for attachment in message.attachments:
+        if not attachment.url.startswith(("https://", "http://")):
+            raise DeliveryError(
+                f"attachment {attachment.url!r}: Telegram fetches files by absolute URL",
+                retryable=False,
+            )
+        if attachment.kind == Kind.IMAGE:
+            methods.append(SendPhoto(chat_id=chat_id, photo=attachment.url))
+        else:
+            methods.append(SendDocument(chat_id=chat_id, document=attachment.url))
+    return methods
+
+
+def delivery_error(e: TelegramAPIError | ClientDecodeError) -> DeliveryError:
+    """Telegram's refusal as the outbox understands it: a flood limit says when to try
+    again; server and network trouble may pass; a bad request, a blocked bot or a chat that
+    doesn't exist won't, and the agent sees Telegram's description."""
+    if isinstance(e, ClientDecodeError):  # not Telegram's JSON: a proxy's error page
+        return DeliveryError(f"telegram: unreadable answer: {e.message}")
+    where = f"telegram {e.method.__api_method__}"
+    if isinstance(e, TelegramRetryAfter):
+        return DeliveryError(f"{where}: {e.message}", retry_after=float(e.retry_after))
+    if isinstance(e, TelegramMigrateToChat):
+        return DeliveryError(
+            f"{where}: the group is now the supergroup {e.migrate_to_chat_id}", retryable=False
+        )
+    retryable = not isinstance(e, TelegramEntityTooLarge) and (
+        isinstance(e, TelegramServerError | TelegramNetworkError) or type(e) is TelegramAPIError
+    )
+    return DeliveryError(f"{where}: {e.message}", retryable=retryable)
