@@ -120,5 +120,9 @@ class SlackKit:
         assert response.content in (b"", b"{}"), response.content
         return api.texts_to(sender)
 
+    def verification(self, name: str, challenge: str) -> Request:
+        body = {"token": "verification-token", "challenge": challenge, "type": "url_verification"}
+        return signed(events_path(name), body_of(body))
+
 
 KIT = SlackKit()

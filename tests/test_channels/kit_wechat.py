@@ -134,5 +134,11 @@ class WeChatKit:
             assert (reply.target, reply.source) == (sender, ACCOUNT), reply
         return passive + api.texts_to(sender)
 
+    def verification(self, name: str, challenge: str) -> Request:
+        timestamp, nonce = str(int(time.time())), "1234567"
+        params = {"timestamp": timestamp, "nonce": nonce, "echostr": challenge}
+        params["signature"] = signature(TOKEN, timestamp, nonce)
+        return Request("GET", f"/channels/wechat/{name}", params=params)
+
 
 KIT = WeChatKit()

@@ -9,12 +9,13 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from channels.registry import channel_types
 from hub.app import create_app
 from hub.settings import ChannelConfig, Settings
 from nlu import IntentClassifier
 from tests.test_channels.kits import FakeApi, Kit, Request, kits
 
-KITS = {kit.type: kit for kit in kits()}
+KITS = {kit.type: kit for kit in kits(channel_types())}  # every registered platform channel
 NAME = "conformance"
 
 
@@ -31,6 +32,10 @@ def send(client: TestClient, request: Request):  # type: ignore[no-untyped-def]
 @pytest.fixture(params=sorted(KITS))
 def kit(request: pytest.FixtureRequest) -> Kit:
     return KITS[request.param]
+
+
+def test_every_platform_channel_is_driven_here() -> None:
+    assert {"wechat", "telegram", "slack"} <= set(KITS), sorted(KITS)
 
 
 @pytest.fixture
@@ -68,6 +73,20 @@ def stored(client: TestClient) -> list[tuple[str, str, str]]:
 def drain(client: TestClient) -> None:
     hub = client.app.state.hub  # type: ignore[attr-defined]
     client.portal.call(hub.outbox.drain)  # type: ignore[union-attr]
+
+
+# the platforms that check the webhook URL when it is set (Telegram doesn't)
+VERIFYING = sorted(t for t, k in KITS.items() if k.verification(NAME, "") is not None)
+
+
+@pytest.mark.parametrize("kit", VERIFYING, indirect=True)
+def test_the_webhook_verification_is_answered(kit: Kit, hub_client: TestClient) -> None:
+    request = kit.verification(NAME, "challenge-5f2a")
+    assert request is not None
+    response = send(hub_client, request)
+    assert response.status_code == 200, response.text
+    assert "challenge-5f2a" in response.text
+    assert stored(hub_client) == []
 
 
 def test_a_message_is_stored_and_answered(kit: Kit, api: FakeApi, hub_client: TestClient) -> None:
