@@ -57,6 +57,11 @@ class Channel(ABC):
     async def stop(self) -> None:  # noqa: B027
         """End background work."""
 
+    def rate_bucket(self, recipient_id: str) -> str:
+        """The platform rate limit a send to this recipient counts against (see Capabilities.
+        send_interval); by default each recipient has its own."""
+        return recipient_id
+
     @abstractmethod
     async def send(self, message: Outbound) -> None:
         """Deliver a stored message to the customer; raise DeliveryError when it can't."""

@@ -654,6 +654,12 @@ class SlackChannel(Channel):
 
     # ---- sending -------------------------------------------------------------------------
 
+    def rate_bucket(self, recipient_id: str) -> str:
+        """chat.postMessage allows about one message per second per channel, whatever the
+        thread: all of a channel's threads share one bucket."""
+        place = Place.parse(recipient_id)
+        return f"{place.team}:{place.channel}"
+
     async def send(self, message: Outbound) -> None:
         """chat.postMessage into the conversation's DM or thread."""
         try:

@@ -4,8 +4,9 @@ the agent sees). Queued messages left by a stopped process are sent when the nex
 
 One ordered queue per recipient (a chat, a Slack thread): a recipient's messages go out in the
 order they were stored, a retry holds the ones after it, and recipients don't wait for each
-other. Each channel's `send_interval` spaces two sends to one recipient (the platforms' rate
-limits); a platform's `retry_after` (Telegram's and Slack's 429) is waited out before the retry.
+other. Each channel's `send_interval` spaces two sends in one rate bucket (the platforms' rate
+limits: a Telegram chat, a Slack channel with all its threads); a platform's `retry_after`
+(Telegram's and Slack's 429) is waited out before the retry.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class Outbox:
         self.store, self.bus, self.channels = store, bus, channels
         self.attempts, self.backoff = attempts, backoff
         self._queues: dict[Key, asyncio.Queue[Outbound]] = {}
-        self._last_sent: dict[Key, float] = {}
+        self._next_slot: dict[Key, float] = {}  # by (channel, rate bucket): when a send may go
         self._tasks: set[asyncio.Task[None]] = set()
 
     def enqueue(self, message: Outbound) -> None:
@@ -79,24 +80,25 @@ class Outbox:
             except TimeoutError:
                 if queue.empty():  # nothing came: end, and let a new worker start next time
                     self._queues.pop(key, None)
-                    self._last_sent.pop(key, None)
+                    self._forget_slots()
                     return
                 continue
             try:
-                await self._deliver(key, message)
+                await self._deliver(message)
             except Exception:  # one bad message must not stop the recipient's queue
                 log.exception("outbox: delivering message %s failed", message.message_id)
             finally:
                 queue.task_done()
 
-    async def _deliver(self, key: Key, message: Outbound) -> None:
+    async def _deliver(self, message: Outbound) -> None:
         channel = self.channels.get(message.channel)
         if channel is None:
             error = f"channel {message.channel!r} is not configured (or disabled)"
             await self._set(message, Delivery.FAILED, error)
             return
+        bucket = (message.channel, channel.rate_bucket(message.recipient_id))
         for attempt in range(self.attempts):
-            await self._pace(key, channel.capabilities.send_interval)
+            await self._pace(bucket, channel.capabilities.send_interval)
             try:
                 await channel.send(message)
             except DeliveryError as e:
@@ -105,10 +107,8 @@ class Outbox:
                 log.exception("outbox: channel %s raised", message.channel)
                 error, retryable, wait = f"{type(e).__name__}: {e}", True, None
             else:
-                self._last_sent[key] = time.monotonic()
                 await self._set(message, Delivery.SENT, None)
                 return
-            self._last_sent[key] = time.monotonic()
             if not retryable or attempt + 1 == self.attempts:
                 break
             delay = wait if wait is not None else self.backoff(attempt)
@@ -118,13 +118,21 @@ class Outbox:
         log.error("outbox: message %s failed: %s", message.message_id, error)
         await self._set(message, Delivery.FAILED, error)
 
-    async def _pace(self, key: Key, interval: float) -> None:
-        """Wait until `interval` seconds have passed since the last send to this recipient."""
-        last = self._last_sent.get(key)
-        if interval > 0 and last is not None:
-            wait = last + interval - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
+    async def _pace(self, bucket: Key, interval: float) -> None:
+        """Take the bucket's next send slot, `interval` seconds after the one before, and wait
+        for it. Slots are taken in turn, so recipients sharing a bucket share its rate."""
+        if interval <= 0:
+            return
+        now = time.monotonic()
+        slot = max(now, self._next_slot.get(bucket, now))
+        self._next_slot[bucket] = slot + interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+    def _forget_slots(self) -> None:
+        now = time.monotonic()
+        for bucket in [b for b, slot in self._next_slot.items() if slot <= now]:
+            del self._next_slot[bucket]
 
     async def _set(self, message: Outbound, delivery: Delivery, error: str | None) -> None:
         await self.store.set_delivery(message.message_id, delivery, error)

@@ -128,8 +128,8 @@ class Capabilities:
     max_text_length: int | None = None
     # Bot replies go back in the HTTP response to the customer's message (REST), not the outbox.
     inline_replies: bool = False
-    # The least seconds between two sends to one recipient (chat, channel, thread): the
-    # platform's rate limit, kept by the outbox (Telegram and Slack: about 1 per second).
+    # The least seconds between two sends in one rate bucket (a chat; a Slack channel, whose
+    # threads share it): the platform's rate limit, kept by the outbox (about 1 per second).
     send_interval: float = 0.0
 
 
@@ -155,4 +155,10 @@ class Channel(Protocol):
 
     async def send(self, message: Outbound) -> None:
         """Deliver a stored message to the customer; raise DeliveryError when it can't."""
+        ...
+
+    def rate_bucket(self, recipient_id: str) -> str:
+        """Which of the platform's rate limits a send to this recipient counts against
+        (`send_interval` apart): the recipient itself, or what it is part of (a Slack
+        thread's channel)."""
         ...

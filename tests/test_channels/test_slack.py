@@ -837,6 +837,13 @@ def test_place_round_trips() -> None:
         Place.parse("T1")
 
 
+def test_a_channels_threads_share_its_rate_limit() -> None:
+    channel = SlackChannel("s", {}, receiver=None)  # type: ignore[arg-type]
+    one, two = Place("T1", "C1", "1700000000.000100"), Place("T1", "C1", "1700000000.000200")
+    assert channel.rate_bucket(one.sender_id) == channel.rate_bucket(two.sender_id)
+    assert channel.rate_bucket(one.sender_id) != channel.rate_bucket(Place("T1", "C2").sender_id)
+
+
 # ---- Socket Mode ----------------------------------------------------------------------------
 
 

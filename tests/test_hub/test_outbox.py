@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import ClassVar
 
 from channels.base import Capabilities, Channel
@@ -154,3 +155,49 @@ async def test_pacing_per_recipient_order_and_retry_after(settings, classifier, 
     gaps_a = [y - x for x, y in zip(times["a"], times["a"][1:], strict=False)]
     assert gaps_a[0] >= 0.29, gaps_a  # a2 waited out the 429's retry_after
     assert times["b"][0] - started < 0.15  # b doesn't wait for a's pacing
+
+
+class SharedLimit(Paced):
+    """A platform whose rate limit covers a whole room ("room:thread" recipients share it)."""
+
+    type: ClassVar[str] = "shared-limit"
+
+    def rate_bucket(self, recipient_id: str) -> str:
+        return recipient_id.split(":")[0]
+
+
+register("shared-limit", SharedLimit)
+
+
+async def test_recipients_in_one_rate_bucket_share_its_pace(settings, classifier, flows) -> None:  # type: ignore[no-untyped-def]
+    Paced.sends.clear()
+    Paced.throttle_once = set()
+    settings = settings.model_copy(
+        update={"channels": [*settings.channels, ChannelConfig(name="s", type="shared-limit")]}
+    )
+    async with TestBot.running(settings, classifier, flows) as bot:
+        hub = bot.hub
+        threads = ("room:1", "room:2", "other:1")
+        conversations = {}
+        for who in threads:
+            await hub.receive(Inbound(channel="s", sender_id=who, text="/greet"))
+            conversations[who] = await hub.store.get_conversation(
+                await hub.current_conversation("s", who) or 0
+            )
+        await hub.outbox.drain()
+        await asyncio.sleep(0.5)  # the greetings' pacing has passed
+        Paced.sends.clear()
+        for i in (1, 2):
+            for who in threads:
+                await hub.conversations.post(
+                    conversations[who], Reply(text=f"{who}/{i}", sender=Sender.AGENT)
+                )
+        await hub.outbox.drain()
+    room = [(at, text) for at, r, text in Paced.sends if r.startswith("room:")]
+    assert len(room) == 4
+    gaps = [y[0] - x[0] for x, y in itertools.pairwise(room)]
+    assert all(g >= 0.19 for g in gaps), gaps  # one per 0.2 s for the room, across its threads
+    for who in ("room:1", "room:2"):  # each thread still in order
+        assert [t for _, r, t in Paced.sends if r == who] == [f"{who}/1", f"{who}/2"]
+    other = [at for at, r, _ in Paced.sends if r == "other:1"]  # another room isn't held
+    assert other[0] - room[0][0] < 0.15
