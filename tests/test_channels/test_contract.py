@@ -117,3 +117,40 @@ def test_a_channel_missing_its_credentials_is_reported_and_the_others_serve(
     assert "mp" in channels["mp"] and "app_secret" in channels["mp"], channels
     answer = client.post("/webhooks/rest/webhook", json={"sender": "ann", "message": "hello"})
     assert answer.status_code == 200 and answer.json(), answer.text
+
+
+def test_the_shipped_config_yaml_builds_every_platform_channel_once_enabled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hub.settings import load_settings
+
+    shipped = Path(__file__).resolve().parents[2] / "config.yaml"
+    text = shipped.read_text(encoding="utf-8")
+    assert text.count("\n    enabled: false") == 3
+    config = tmp_path / "config.yaml"
+    config.write_text(text.replace("\n    enabled: false", "\n    enabled: true"), encoding="utf-8")
+    env = {
+        "WECHAT_TOKEN": "t",
+        "WECHAT_APP_ID": "wx1",
+        "WECHAT_APP_SECRET": "s",
+        "WECHAT_AES_KEY": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+        "TELEGRAM_TOKEN": "123:abc",
+        "TELEGRAM_SECRET": "secret",
+        "SLACK_BOT_TOKEN": "xoxb-1",
+        "SLACK_SIGNING_SECRET": "x",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+
+    settings = load_settings(config)
+    channels = build_channels(
+        ((c.name, c.type, c.options) for c in settings.enabled_channels), NullReceiver()
+    )
+
+    assert {n: c.type for n, c in channels.items()} == {
+        "web": "web",
+        "rest": "rest",
+        "shop-wechat": "wechat",
+        "shop-telegram": "telegram",
+        "shop-slack": "slack",
+    }
