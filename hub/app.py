@@ -29,7 +29,7 @@ from hub.conversations import Conversations, message_view
 from hub.fallback import Fallback
 from hub.limits import BodySizeLimit
 from hub.media import MediaStore
-from hub.messages import Event, Inbound, Outbound, Status, utcnow
+from hub.messages import Delivery, Event, Inbound, Outbound, Status, utcnow
 from hub.outbox import Outbox
 from hub.pipeline import Pipeline
 from hub.ports import Classifier, FlowRunner
@@ -295,6 +295,22 @@ class Hub:
         self, data: bytes, *, name: str | None = None, mime_type: str | None = None
     ) -> str:
         return await asyncio.to_thread(self.media.save, data, name, mime_type)
+
+    async def conversation_of(self, channel: str, channel_message_id: str) -> int | None:
+        return await self.store.conversation_of(channel, channel_message_id)
+
+    async def load_state(self, channel: str, key: str) -> dict[str, Any] | None:
+        return await self.store.load_state(channel, key)
+
+    async def save_state(self, channel: str, key: str, value: dict[str, Any]) -> None:
+        await self.store.save_state(channel, key, value)
+
+    async def delivery_failed(self, message_id: int, error: str) -> bool:
+        message = await self.store.get_message(message_id)
+        if message is None or message.direction != "out":
+            return False
+        await self.outbox.record(message_id, message.conversation_id, Delivery.FAILED, error)
+        return True
 
     # ---- life cycle ---------------------------------------------------------------------
 

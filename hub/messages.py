@@ -83,6 +83,12 @@ class Inbound(Frozen):
     sender_name: str | None = None
     language: str | None = None  # when the platform tells us
     received_at: datetime = Field(default_factory=utcnow)
+    # Channels with threads of their own (email): the conversation this message continues, as
+    # the channel's threading found it, or a new one; by default the contact's latest.
+    conversation_id: int | None = None
+    new_conversation: bool = False
+    # Sent by a machine (an auto-reply, a mailing list): stored for the inbox, never answered.
+    automated: bool = False
 
 
 class Reply(Frozen):

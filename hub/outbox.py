@@ -135,11 +135,17 @@ class Outbox:
             del self._next_slot[bucket]
 
     async def _set(self, message: Outbound, delivery: Delivery, error: str | None) -> None:
-        await self.store.set_delivery(message.message_id, delivery, error)
+        await self.record(message.message_id, message.conversation_id, delivery, error)
+
+    async def record(
+        self, message_id: int, conversation_id: int, delivery: Delivery, error: str | None
+    ) -> None:
+        """Store a message's delivery status and tell the inbox."""
+        await self.store.set_delivery(message_id, delivery, error)
         await self.bus.publish(
             Event(
                 type="message.delivery",
-                conversation_id=message.conversation_id,
-                data={"id": message.message_id, "delivery": delivery.value, "error": error},
+                conversation_id=conversation_id,
+                data={"id": message_id, "delivery": delivery.value, "error": error},
             )
         )

@@ -74,7 +74,10 @@ class Pipeline:
                 await self.conversations.publish("conversation.created", conversation, {})
             await self.conversations.publish("message.created", conversation, message_view(message))
 
-            # 3. Who speaks is the server's decision, not the bot's.
+            # 3. Who speaks is the server's decision, not the bot's. Mail from a machine (an
+            #    auto-reply, a list) is kept for the inbox, and neither reopens nor is answered.
+            if inbound.automated:
+                return []
             conversation = await self.wake(conversation)
             if conversation.status not in BOT_SPEAKS:
                 return []  # a human has it: message.created has reached the inbox

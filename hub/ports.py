@@ -113,6 +113,22 @@ class Receiver(Protocol):
         MediaTooLarge over the configured limit."""
         ...
 
+    async def conversation_of(self, channel: str, channel_message_id: str) -> int | None:
+        """The conversation holding the customer message with this channel message id."""
+        ...
+
+    async def load_state(self, channel: str, key: str) -> dict[str, Any] | None:
+        """What the channel saved under `key` (None: nothing): state that must outlive the
+        process and be shared by every hub process (an IMAP folder's last UID)."""
+        ...
+
+    async def save_state(self, channel: str, key: str, value: dict[str, Any]) -> None: ...
+
+    async def delivery_failed(self, message_id: int, error: str) -> bool:
+        """A message the channel had sent turned out undelivered (a bounce): it is marked
+        failed with `error`, which the agent sees. False when no such message is stored."""
+        ...
+
 
 class MediaTooLarge(ValueError):
     """A file over the hub's size limit (`media_max_bytes`)."""

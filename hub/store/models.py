@@ -100,3 +100,15 @@ class AuditLog(SQLModel, table=True):
     action: str = Field(max_length=64)
     data: dict[str, Any] = _json()
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ChannelState(SQLModel, table=True):
+    """What a channel must remember across restarts and share between processes (an IMAP
+    folder's last UID, an email thread's headers), by channel instance and key."""
+
+    __tablename__ = "channel_state"
+
+    channel: str = Field(max_length=64, primary_key=True)
+    key: str = Field(max_length=255, primary_key=True)
+    value: dict[str, Any] = _json()
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -14,7 +14,7 @@ from sqlmodel import col, select
 
 from hub.messages import Delivery, Inbound, Kind, Sender, Status, utcnow
 from hub.store.database import Database
-from hub.store.models import Agent, AuditLog, Contact, Conversation, Message
+from hub.store.models import Agent, AuditLog, ChannelState, Contact, Conversation, Message
 
 
 class CursorError(ValueError):
@@ -77,12 +77,7 @@ class Store:
         try:
             async with self.db.transaction() as s:
                 contact = await self._contact(s, inbound)
-                query = (
-                    select(Conversation)
-                    .where(Conversation.contact_id == contact.id)
-                    .order_by(col(Conversation.id).desc())
-                )
-                conversation = (await s.exec(query)).first()
+                conversation = await self._conversation_for(s, inbound, contact)
                 created = conversation is None
                 if conversation is None:
                     assert contact.id is not None
@@ -114,6 +109,24 @@ class Store:
                 return None
             raise
 
+    async def _conversation_for(
+        self, s: Any, inbound: Inbound, contact: Contact
+    ) -> Conversation | None:
+        """The conversation a customer message goes to (None: a new one): the one the
+        channel's threading named, when it is on this channel; else the contact's latest."""
+        if inbound.conversation_id is not None:
+            named = await s.get(Conversation, inbound.conversation_id)
+            if named is not None and named.channel == inbound.channel:
+                return named
+        if inbound.new_conversation:
+            return None
+        query = (
+            select(Conversation)
+            .where(Conversation.contact_id == contact.id)
+            .order_by(col(Conversation.id).desc())
+        )
+        return (await s.exec(query)).first()
+
     async def _contact(self, s: Any, inbound: Inbound) -> Contact:
         query = select(Contact).where(
             Contact.channel == inbound.channel, Contact.external_id == inbound.sender_id
@@ -132,6 +145,31 @@ class Store:
             contact.name = inbound.sender_name
             s.add(contact)
         return contact
+
+    async def conversation_of(self, channel: str, channel_message_id: str) -> int | None:
+        """The conversation holding the message with this channel message id."""
+        message = await self.find_inbound(channel, channel_message_id)
+        return message.conversation_id if message is not None else None
+
+    async def load_state(self, channel: str, key: str) -> dict[str, Any] | None:
+        async with self.db.read() as s:
+            row = await s.get(ChannelState, (channel, key))
+            return dict(row.value) if row is not None else None
+
+    async def save_state(self, channel: str, key: str, value: dict[str, Any]) -> None:
+        for attempt in (1, 2):  # another process may insert the same key first: then update
+            try:
+                async with self.db.transaction() as s:
+                    row = await s.get(ChannelState, (channel, key))
+                    if row is None:
+                        row = ChannelState(channel=channel, key=key, value=value)
+                    else:
+                        row.value, row.updated_at = value, utcnow()
+                    s.add(row)
+                return
+            except IntegrityError:
+                if attempt == 2:
+                    raise
 
     async def contact_conversation(self, channel: str, external_id: str) -> Conversation | None:
         """The contact's current (latest) conversation on a channel, if any."""
