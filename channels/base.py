@@ -57,6 +57,11 @@ class Channel(ABC):
     async def stop(self) -> None:  # noqa: B027
         """End background work."""
 
+    def problem(self) -> str | None:
+        """What keeps the channel from working right now (a lost connection to the platform,
+        the last error), for /readyz and the admin pages; None when all is well."""
+        return None
+
     def rate_bucket(self, recipient_id: str) -> str:
         """The platform rate limit a send to this recipient counts against (see Capabilities.
         send_interval); by default each recipient has its own."""

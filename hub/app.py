@@ -437,7 +437,10 @@ def create_app(
         checks = await hub.ready()
         ok = all(v == "ok" for v in checks.values())
         # The bot's state is detail, not readiness: with invalid files the last good bot serves.
-        channels = {name: hub.channel_errors.get(name, "ok") for name in hub.channels}
+        channels = {
+            name: hub.channel_errors.get(name) or channel.problem() or "ok"
+            for name, channel in hub.channels.items()
+        }
         body = {"ready": ok, **checks, "bot": hub.reloader.status(), "channels": channels}
         return JSONResponse(body, status_code=200 if ok else 503)
 

@@ -15,6 +15,8 @@ from hub.status import check_transition
 from hub.store import Conversation, Message, Store
 from hub.texts import text
 
+SHOWN = frozenset({"buttons", "attachments", "nlu", "bot"})  # message_view's own keys
+
 
 def message_view(message: Message) -> dict[str, Any]:
     """A stored message as the inbox API and the events socket show it."""
@@ -30,6 +32,8 @@ def message_view(message: Message) -> dict[str, Any]:
         "attachments": message.payload.get("attachments", []),
         "nlu": message.payload.get("nlu"),
         "bot": message.payload.get("bot"),  # the flow and step a bot message came from
+        # what the channel added (an email's subject and headers, a location, a deep link)
+        "details": {k: v for k, v in message.payload.items() if k not in SHOWN},
         "private": message.private,
         "delivery": message.delivery,
         "delivery_error": message.delivery_error,

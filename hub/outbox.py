@@ -43,6 +43,7 @@ class Outbox:
         self._queues: dict[Key, asyncio.Queue[Outbound]] = {}
         self._next_slot: dict[Key, float] = {}  # by (channel, rate bucket): when a send may go
         self._tasks: set[asyncio.Task[None]] = set()
+        self._sending: set[asyncio.Future[Any]] = set()  # sends under way
 
     def enqueue(self, message: Outbound) -> None:
         """Queue a stored message behind the others for its recipient."""
@@ -61,12 +62,16 @@ class Outbox:
                 return
             await asyncio.gather(*(q.join() for q in busy))
 
-    async def close(self) -> None:
+    async def close(self, grace: float = 10.0) -> None:
+        """Stop sending. Sends under way finish (up to `grace` seconds); what is still queued
+        stays so in the store, and the next start sends it."""
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._sending:
+            await asyncio.wait(set(self._sending), timeout=grace)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -99,16 +104,16 @@ class Outbox:
         bucket = (message.channel, channel.rate_bucket(message.recipient_id))
         for attempt in range(self.attempts):
             await self._pace(bucket, channel.capabilities.send_interval)
-            try:
-                await channel.send(message)
-            except DeliveryError as e:
-                error, retryable, wait = str(e), e.retryable, e.retry_after
-            except Exception as e:  # a bug or an unexpected platform answer: retry, then fail
-                log.exception("outbox: channel %s raised", message.channel)
-                error, retryable, wait = f"{type(e).__name__}: {e}", True, None
-            else:
-                await self._set(message, Delivery.SENT, None)
+            # Once a send has begun it runs to the end, and its outcome is stored, even when
+            # the hub is stopping: a send cut off after the platform took it would be sent
+            # again after the restart.
+            attempt_task = asyncio.ensure_future(self._send_once(channel, message))
+            self._sending.add(attempt_task)
+            attempt_task.add_done_callback(self._sending.discard)
+            failure = await asyncio.shield(attempt_task)
+            if failure is None:
                 return
+            error, retryable, wait = failure
             if not retryable or attempt + 1 == self.attempts:
                 break
             delay = wait if wait is not None else self.backoff(attempt)
@@ -117,6 +122,21 @@ class Outbox:
             await asyncio.sleep(delay)
         log.error("outbox: message %s failed: %s", message.message_id, error)
         await self._set(message, Delivery.FAILED, error)
+
+    async def _send_once(
+        self, channel: Channel, message: Outbound
+    ) -> tuple[str, bool, float | None] | None:
+        """One send; None when it went out (and is marked sent), else (error, retryable,
+        retry_after)."""
+        try:
+            await channel.send(message)
+        except DeliveryError as e:
+            return str(e), e.retryable, e.retry_after
+        except Exception as e:  # a bug or an unexpected platform answer: retry, then fail
+            log.exception("outbox: channel %s raised", message.channel)
+            return f"{type(e).__name__}: {e}", True, None
+        await self._set(message, Delivery.SENT, None)
+        return None
 
     async def _pace(self, bucket: Key, interval: float) -> None:
         """Take the bucket's next send slot, `interval` seconds after the one before, and wait

@@ -173,6 +173,10 @@ class Channel(Protocol):
         """Deliver a stored message to the customer; raise DeliveryError when it can't."""
         ...
 
+    def problem(self) -> str | None:
+        """What keeps the channel from working right now; None when all is well."""
+        ...
+
     def rate_bucket(self, recipient_id: str) -> str:
         """Which of the platform's rate limits a send to this recipient counts against
         (`send_interval` apart): the recipient itself, or what it is part of (a Slack

@@ -67,9 +67,10 @@ class Kit(Protocol):
         ...
 
 
-# Registered channel types driven by their own tests rather than a platform's webhook: the
-# web widget's socket and the unsigned Rasa REST webhook, and the test-only memory channel.
-WITHOUT_KIT = frozenset({"web", "rest", "memory"})
+# Registered channel types with no platform webhook to drive, tested by their own modules: the
+# web widget's socket, the unsigned Rasa REST webhook, email (the hub fetches mail over IMAP:
+# test_email.py against real Dovecot and SMTP servers), and the test-only memory channel.
+WITHOUT_KIT = frozenset({"web", "rest", "email", "memory"})
 
 
 def kits(types: Iterable[str]) -> Iterator[Kit]:

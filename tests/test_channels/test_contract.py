@@ -96,7 +96,7 @@ def test_create_app_refuses_an_unknown_channel_option(sqlite_url: str, tmp_path:
 
 
 def test_the_built_in_platforms_are_registered_by_entry_point() -> None:
-    assert {"wechat", "telegram", "slack"} <= set(TYPES), sorted(TYPES)
+    assert {"wechat", "telegram", "slack", "email"} <= set(TYPES), sorted(TYPES)
 
 
 def test_a_channel_missing_its_credentials_is_reported_and_the_others_serve(
@@ -126,7 +126,7 @@ def test_the_shipped_config_yaml_builds_every_platform_channel_once_enabled(
 
     shipped = Path(__file__).resolve().parents[2] / "config.yaml"
     text = shipped.read_text(encoding="utf-8")
-    assert text.count("\n    enabled: false") == 3
+    assert text.count("\n    enabled: false") == 4
     config = tmp_path / "config.yaml"
     config.write_text(text.replace("\n    enabled: false", "\n    enabled: true"), encoding="utf-8")
     env = {
@@ -138,6 +138,8 @@ def test_the_shipped_config_yaml_builds_every_platform_channel_once_enabled(
         "TELEGRAM_SECRET": "secret",
         "SLACK_BOT_TOKEN": "xoxb-1",
         "SLACK_SIGNING_SECRET": "x",
+        "IMAP_PASSWORD": "p",
+        "SMTP_PASSWORD": "p",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -153,4 +155,5 @@ def test_the_shipped_config_yaml_builds_every_platform_channel_once_enabled(
         "shop-wechat": "wechat",
         "shop-telegram": "telegram",
         "shop-slack": "slack",
+        "support-mail": "email",
     }

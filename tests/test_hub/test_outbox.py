@@ -201,3 +201,39 @@ async def test_recipients_in_one_rate_bucket_share_its_pace(settings, classifier
         assert [t for _, r, t in Paced.sends if r == who] == [f"{who}/1", f"{who}/2"]
     other = [at for at, r, _ in Paced.sends if r == "other:1"]  # another room isn't held
     assert other[0] - room[0][0] < 0.15
+
+
+class Slow(Channel):
+    """A platform that takes a while to accept a message."""
+
+    type: ClassVar[str] = "slow"
+    started = asyncio.Event()
+    delivered: ClassVar[list[Outbound]] = []
+
+    async def send(self, message: Outbound) -> None:
+        type(self).started.set()
+        await asyncio.sleep(0.3)
+        self.delivered.append(message)
+
+
+register("slow", Slow)
+
+
+async def test_a_send_under_way_at_shutdown_finishes_and_is_not_repeated(
+    settings, classifier, flows
+) -> None:  # type: ignore[no-untyped-def]
+    Slow.delivered.clear()
+    Slow.started = asyncio.Event()
+    settings = settings.model_copy(
+        update={"channels": [*settings.channels, ChannelConfig(name="s", type="slow")]}
+    )
+    async with TestBot.running(settings, classifier, flows) as bot:
+        await bot.hub.receive(Inbound(channel="s", sender_id="u", text="/greet"))
+        await asyncio.wait_for(Slow.started.wait(), 5)
+    # stopped while the platform was taking the greeting
+    [greeting] = Slow.delivered
+    async with TestBot.running(settings, classifier, flows) as bot:
+        message = await bot.hub.store.get_message(greeting.message_id)
+        assert message is not None and message.delivery == Delivery.SENT
+        await bot.hub.outbox.drain()
+    assert len(Slow.delivered) == 1  # not sent again after the restart
