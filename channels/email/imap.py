@@ -264,11 +264,17 @@ class ImapInbox:
         s = self.settings
         context = client_tls_context(s.ca_file, s.verify) if s.tls or s.starttls else None
         lost = self._lost = asyncio.Event()
+
+        def on_lost(exc: Exception | None) -> None:
+            lost.set()  # this connection's event: an old one closing late changes nothing
+            if self._lost is lost:
+                self.connected = self.idling = False
+
         self._imap = imap = aioimaplib.IMAP4(
             host=s.host,
             port=s.port,
             timeout=s.timeout,
-            conn_lost_cb=lambda exc: lost.set(),  # bound to this connection's event
+            conn_lost_cb=on_lost,
             ssl_context=context if s.tls else None,
         )
         await imap.wait_hello_from_server()  # refused connections and TLS errors come here

@@ -57,7 +57,7 @@ class _Submission(aiosmtplib.SMTP):
     the socket is left open."""
 
     def close(self) -> None:
-        if self.transport is not None:
+        if isinstance(self.transport, asyncio.Transport):
             self.transport.abort()  # after QUIT or an error there is nothing left to say
         super().close()
 

@@ -276,6 +276,10 @@ class Dovecot:
             process.kill()
             process.wait(5)
 
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
     def restart(self) -> None:
         """Stop and start on the same ports, as an IMAP server restarted by its admin."""
         self.stop()
@@ -408,7 +412,7 @@ def dovecot_fixture() -> Iterator[Dovecot]:
 def mailbox_fixture(dovecot: Dovecot) -> Mailbox:
     """A new user on the module's Dovecot, with an empty INBOX. Restarts the server first if an
     earlier test stopped it."""
-    if dovecot._process is None:
+    if not dovecot.running:
         dovecot.start()
     return dovecot.add_user()
 
