@@ -40,9 +40,11 @@ from flows.schema import (
 from flows.templates import compile_condition, compile_template, render
 from flows.validators import HAN, Choice, Verdict, validate
 from hub.messages import Attachment, Button, Handoff, Kind, Reply
-from hub.ports import FlowResult, TurnContext
+from hub.ports import FlowResult, KnowledgeSearch, TurnContext
 from hub.texts import text as hub_text
 from hub.understanding import is_cancel
+
+KNOWLEDGE = "knowledge"  # say: {knowledge: <query template>}
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +133,9 @@ class FlowEngine:
         actions: ActionRunner | None = None,
         http: httpx.AsyncClient | None = None,
         interrupt_confidence: float = 0.5,
+        knowledge: KnowledgeSearch | None = None,
     ) -> None:
+        self.knowledge = knowledge  # what `say: {knowledge: ...}` searches
         self.flows = {
             name: _Compiled(
                 name,
@@ -200,6 +204,10 @@ class FlowEngine:
         """The text in the reply language (else the bot's default, else the first), rendered."""
         if value is None:
             return None
+        if isinstance(value, dict) and set(value) == {KNOWLEDGE}:
+            # `say: {knowledge: "{{ message.text }}"}`: the best article's answer
+            query = self.text(value[KNOWLEDGE], variables, language) or ""
+            return self.knowledge_answer(query, language)
         if isinstance(value, dict):
             value = (
                 value.get(language)
@@ -210,6 +218,21 @@ class FlowEngine:
         if template is None:
             template = self._templates[value] = compile_template(value)
         return render(template, variables)
+
+    def knowledge_answer(self, query: str, language: str) -> str:
+        """The summary (and link) of the knowledge entry that answers `query` confidently;
+        else a sentence saying nothing was found."""
+        hits = self.knowledge.search(query, 1, language) if self.knowledge and query else []
+        if not hits or not hits[0].confident:
+            return hub_text("knowledge_not_found", language, self.default_language)
+        entry = hits[0].entry
+        summary = entry.summary
+        body = (
+            summary.get(language)
+            or summary.get(self.default_language)
+            or next(iter(summary.values()), "")
+        )
+        return f"{body}\n{entry.url}" if entry.url else str(body)
 
     def condition(self, source: str, variables: dict[str, Any]) -> bool:
         compiled = self._conditions.get(source)

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +33,14 @@ from hub.media import MediaStore
 from hub.messages import Delivery, Event, Inbound, Outbound, Status, utcnow
 from hub.outbox import Outbox
 from hub.pipeline import Pipeline
-from hub.ports import Classifier, FlowRunner
-from hub.settings import Settings, SettingsError, load_settings
+from hub.ports import Classifier, FlowRunner, KnowledgeSearch
+from hub.settings import BotSettings, Settings, SettingsError, load_settings
 from hub.status import InvalidTransition
 from hub.store import CursorError, Database, Store
+from knowledge import KnowledgeBase, KnowledgeError
 from nlu import IntentClassifier, NluDataError, TrainingData
 from nlu.classifier import training_key
+from nlu.language import detect_language
 from nlu.persistence import MODEL_FILE
 from nlu.vectors import StaticVectors, VectorsError
 
@@ -91,6 +94,26 @@ class BotFiles:
     flows: dict[str, LoadedFlow]
     actions: ActionRunner | None
     errors: list[str]
+    knowledge: KnowledgeBase = field(default_factory=KnowledgeBase.empty)
+
+    def clarify_options(self, handoff_intents: list[str]) -> dict[str, dict[str, str]]:
+        """What the fallback may offer as "did you mean": each intent that starts a flow, by
+        its shortest example in each language (without digits, which are someone's order)."""
+        if self.data is None:
+            return {}
+        wanted = {
+            intent
+            for loaded in self.flows.values()
+            for intent in loaded.flow.trigger.intents
+            if intent not in handoff_intents
+        }
+        options: dict[str, dict[str, str]] = {}
+        for example in sorted(self.data.training_examples, key=lambda e: len(e.text)):
+            if example.intent not in wanted or any(c.isdigit() for c in example.text):
+                continue
+            language = detect_language(example.text, "en")
+            options.setdefault(example.intent, {}).setdefault(language, example.text)
+        return options
 
 
 def read_bot(settings: Settings) -> BotFiles:
@@ -115,7 +138,43 @@ def read_bot(settings: Settings) -> BotFiles:
         errors.append(f"{where}: {e}")
     names = actions.names() if actions is not None else set()
     errors += check_references(flows, data.intents if data else None, names)
-    return BotFiles(data, flows, actions, by_place(errors))
+    try:
+        knowledge = KnowledgeBase.load(
+            bot.path / "knowledge", synonyms=data.synonyms if data else None
+        )
+    except KnowledgeError as e:
+        errors += e.errors
+        knowledge = KnowledgeBase.empty()
+    return BotFiles(data, flows, actions, by_place(errors), knowledge)
+
+
+def make_fallback(settings: Settings, files: BotFiles | None = None) -> Fallback:
+    """The fallback chain of `bot.fallback`, with the bot's knowledge and intents (read from
+    the bot folder unless `files` are given)."""
+    bot = settings.bot
+    if files is None:
+        files = _read_bot_cached(bot.model_dump_json(), _stamp(bot.path))
+    return Fallback(
+        bot.fallback.handoff_after,
+        bot.language,
+        knowledge=files.knowledge,
+        clarify_options=files.clarify_options(bot.handoff_intents),
+        use_knowledge=bot.fallback.knowledge,
+        use_clarify=bot.fallback.clarify,
+    )
+
+
+def _stamp(folder: Path) -> tuple[tuple[str, int], ...]:
+    """Every file of the bot folder with its modification time: changes when one changes."""
+    if not folder.is_dir():
+        return ()
+    return tuple(sorted((str(p), p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()))
+
+
+@functools.lru_cache(maxsize=8)
+def _read_bot_cached(bot: str, stamp: tuple[tuple[str, int], ...]) -> BotFiles:
+    """read_bot, once per bot folder state: tests build many hubs of one bot."""
+    return read_bot(Settings.model_construct(bot=BotSettings.model_validate_json(bot)))
 
 
 def load_flow_engine(settings: Settings) -> FlowEngine:
@@ -128,6 +187,7 @@ def load_flow_engine(settings: Settings) -> FlowEngine:
         settings.bot.language,
         files.actions,
         interrupt_confidence=settings.bot.interrupt_confidence,
+        knowledge=files.knowledge,
     )
 
 
@@ -184,8 +244,9 @@ class BotReloader:
             settings.bot.language,
             files.actions,
             interrupt_confidence=settings.bot.interrupt_confidence,
+            knowledge=files.knowledge,
         )
-        self.hub.use_bot(settings, classifier, engine)
+        self.hub.use_bot(settings, classifier, engine, make_fallback(settings, files))
         self.errors = []
         self.loaded_at = utcnow()
         self.reloads += 1
@@ -204,7 +265,13 @@ class BotReloader:
 class Hub:
     """The running hub: store, bus, channels, outbox and the pipeline."""
 
-    def __init__(self, settings: Settings, classifier: Classifier, flows: FlowRunner) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        classifier: Classifier,
+        flows: FlowRunner,
+        fallback: Fallback | None = None,
+    ) -> None:
         self.settings = settings
         self.db = Database(settings.database_url)
         self.store = Store(self.db)
@@ -228,23 +295,34 @@ class Hub:
             channels=self.channels,
             classifier=classifier,
             flows=flows,
-            fallback=Fallback(settings.bot.fallback.handoff_after, settings.bot.language),
+            fallback=fallback if fallback is not None else make_fallback(settings),
             handoff_intents=settings.bot.handoff_intents,
             default_language=settings.bot.language,
         )
         self._tasks: list[asyncio.Task[None]] = []
         self.channel_errors: dict[str, str] = {}  # channels that could not start, and why
 
-    def use_bot(self, settings: Settings, classifier: Classifier, flows: FlowRunner) -> None:
+    def use_bot(
+        self,
+        settings: Settings,
+        classifier: Classifier,
+        flows: FlowRunner,
+        fallback: Fallback | None = None,
+    ) -> None:
         """Serve this bot from the next message on (the hot reload's swap)."""
         self.settings = settings
         self.classifier = classifier
         pipeline = self.pipeline
         pipeline.classifier, pipeline.flows = classifier, flows
-        pipeline.fallback = Fallback(settings.bot.fallback.handoff_after, settings.bot.language)
+        pipeline.fallback = fallback if fallback is not None else make_fallback(settings)
         pipeline.handoff_intents = frozenset(settings.bot.handoff_intents)
         pipeline.default_language = settings.bot.language
         self.conversations.default_language = settings.bot.language
+
+    @property
+    def knowledge(self) -> KnowledgeSearch | None:
+        """The bot's articles and FAQs (searched by the fallback and for agents)."""
+        return self.pipeline.fallback.base
 
     # ---- the Receiver port (what channels call) ----------------------------------------
 
@@ -379,6 +457,7 @@ def create_app(
 ) -> FastAPI:
     """The ASGI app. Pass `classifier`/`flows` to reuse ones already loaded (tests, chat)."""
     from hub.inbox import events, nlu, routes  # the inbox imports app-level dependencies
+    from hub.inbox import knowledge as knowledge_routes
 
     hub = Hub(
         settings,
@@ -404,6 +483,7 @@ def create_app(
     app.include_router(routes.router)
     app.include_router(events.router)
     app.include_router(nlu.router)
+    app.include_router(knowledge_routes.router)
 
     @app.exception_handler(InvalidTransition)
     async def _conflict(request: Request, exc: InvalidTransition) -> JSONResponse:

@@ -249,7 +249,11 @@ def cmd_agent_create(args: argparse.Namespace) -> int:
     return asyncio.run(create())
 
 
-BENCHMARKS = {"nlu": "bench/nlu_bench.py", "rest": "bench/rest_bench.py"}
+BENCHMARKS = {
+    "nlu": "bench/nlu_bench.py",
+    "rest": "bench/rest_bench.py",
+    "knowledge": "bench/knowledge_bench.py",
+}
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -198,6 +198,8 @@ class Pipeline:
         if language != conversation.language:
             fields["language"] = language
         conversation = await self.store.update_conversation(conversation.id, **fields)
+        for action, data in turn.events:
+            await self.store.audit("bot", action, conversation.id, **data)
         replies = []
         for reply in turn.replies:
             _, sent = await self.conversations.post(

@@ -56,6 +56,31 @@ class FlowResult:
     replies: tuple[Reply, ...] = ()
     handoff: Handoff | None = None
     state: dict[str, Any] = field(default_factory=dict)  # saved with the conversation
+    # what happened worth counting (a knowledge answer that helped...): (action, data), kept in
+    # the conversation's audit log for the reports
+    events: tuple[tuple[str, dict[str, Any]], ...] = ()
+
+
+class KnowledgeHit(Protocol):
+    """One search result (the shape of knowledge.Hit)."""
+
+    @property
+    def score(self) -> float: ...
+    @property
+    def confident(self) -> bool:
+        """Good enough for the bot to answer with it on its own."""
+        ...
+
+    @property
+    def entry(self) -> Any:
+        """The article or FAQ: id, title, summary ({language: text}), url, tags."""
+        ...
+
+
+class KnowledgeSearch(Protocol):
+    """The bot's articles and FAQs (knowledge.KnowledgeBase)."""
+
+    def search(self, query: str, k: int = 5, language: str | None = None) -> Sequence[Any]: ...
 
 
 class FlowRunner(Protocol):

@@ -13,6 +13,21 @@ TEXTS: dict[str, dict[str, str]] = {
         "zh": "抱歉，我没有理解您的意思，可以换个说法吗？",
     },
     "talk_to_human": {"en": "Talk to a human", "zh": "转人工"},
+    "did_you_mean": {
+        "en": "Sorry, I'm not sure I understood. Did you mean one of these?",
+        "zh": "抱歉，我不太确定您的意思。您是想问以下哪个问题？",
+    },
+    "knowledge_not_found": {
+        "en": "Sorry, I couldn't find an answer to that in our help articles.",
+        "zh": "抱歉，帮助中心里没有找到相关的答案。",
+    },
+    "did_this_help": {"en": "Did this answer your question?", "zh": "这解答了您的问题吗？"},
+    "yes_thanks": {"en": "Yes, thanks", "zh": "是的，谢谢"},
+    "no_human": {"en": "No, talk to a human", "zh": "没有，转人工"},
+    "glad_to_help": {
+        "en": "Glad I could help! Anything else?",
+        "zh": "很高兴能帮到您！还有其他问题吗？",
+    },
     "cancelled": {"en": "OK, I've stopped that.", "zh": "好的，已取消。"},
     "invalid_answer": {
         "en": "Sorry, that doesn't look right.",

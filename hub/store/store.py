@@ -14,7 +14,15 @@ from sqlmodel import col, select
 
 from hub.messages import Delivery, Inbound, Kind, Sender, Status, utcnow
 from hub.store.database import Database
-from hub.store.models import Agent, AuditLog, ChannelState, Contact, Conversation, Message
+from hub.store.models import (
+    Agent,
+    AuditLog,
+    CannedResponse,
+    ChannelState,
+    Contact,
+    Conversation,
+    Message,
+)
 
 
 class CursorError(ValueError):
@@ -389,6 +397,12 @@ class Store:
         )
         rows = (await s.exec(select(Message).where(col(Message.id).in_(newest)))).all()
         return {m.conversation_id: m for m in rows}
+
+    async def canned_responses(self) -> list[CannedResponse]:
+        async with self.db.read() as s:
+            return list(
+                (await s.exec(select(CannedResponse).order_by(col(CannedResponse.id)))).all()
+            )
 
     async def recent_customer_texts(self, conversation_id: int, limit: int = 5) -> list[str]:
         async with self.db.read() as s:

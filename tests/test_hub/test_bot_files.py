@@ -257,3 +257,76 @@ async def test_a_cancel_word_stops_the_flow_even_if_read_as_a_handoff_intent(
         assert await bot.status() == "bot"
         await bot.say("please, a person")
         assert await bot.status() == "pending"
+
+
+FAQ = """\
+faq:
+  - id: invoice-request
+    questions: ["How do I get an invoice?", "怎么开发票"]
+    answer: {en: "Tap Request invoice on the order page.", zh: "在订单页点击申请开票。"}
+"""
+
+
+async def test_knowledge_answers_reload_and_bad_files_keep_the_last_good_base(
+    bot_settings: Settings, bot_folder: Path
+) -> None:
+    knowledge = bot_folder / "knowledge"
+    knowledge.mkdir()
+    faq = knowledge / "invoices.yml"
+    faq.write_text(FAQ, "utf-8")
+    async with TestBot.running(bot_settings) as bot:
+        [answer] = await bot.say("how do I get an invoice?")
+        assert answer.text.startswith("Tap Request invoice on the order page.")
+
+        faq.write_text(FAQ.replace("Tap Request", "Press Request"), "utf-8")
+        assert await bot.hub.reloader.reload() == []
+        [answer] = await bot.customer("b").say("how do I get an invoice?")
+        assert answer.text.startswith("Press Request invoice")
+
+        faq.write_text(FAQ.replace("questions:", "qustions:"), "utf-8")
+        errors = await bot.hub.reloader.reload()
+        assert any(e.startswith(f"{faq}:") and "qustions" in e for e in errors), errors
+        [answer] = await bot.customer("c").say("how do I get an invoice?")
+        assert answer.text.startswith("Press Request invoice")  # the last good base serves
+
+
+HELPDESK = """\
+  helpdesk:
+    trigger: {keywords: [helpdesk]}
+    steps:
+      - ask: topic
+        say: {en: "What is your question?"}
+        type: text
+      - say: {knowledge: "{{ slots.topic }}"}
+"""
+
+
+async def test_a_flow_step_says_the_best_article(bot_settings: Settings, bot_folder: Path) -> None:
+    (bot_folder / "knowledge").mkdir()
+    (bot_folder / "knowledge" / "invoices.yml").write_text(FAQ, "utf-8")
+    (bot_folder / "flows" / "main.yml").write_text(FLOWS + HELPDESK, "utf-8")
+    async with TestBot.running(bot_settings) as bot:
+        assert [m.text for m in await bot.say("helpdesk")] == ["What is your question?"]
+        [answer] = await bot.say("How do I get an invoice?")
+        assert answer.text == "Tap Request invoice on the order page."
+        await bot.say("helpdesk")
+        [nothing] = await bot.say("what is the meaning of life")
+        assert nothing.text.startswith("Sorry, I couldn't find an answer")
+
+
+async def test_a_helpful_answer_is_counted_as_self_served(
+    bot_settings: Settings, bot_folder: Path
+) -> None:
+    from sqlmodel import select
+
+    from hub.store import AuditLog
+
+    (bot_folder / "knowledge").mkdir()
+    (bot_folder / "knowledge" / "invoices.yml").write_text(FAQ, "utf-8")
+    async with TestBot.running(bot_settings) as bot:
+        [answer] = await bot.say("how do I get an invoice?")
+        yes = answer.buttons[0]
+        await bot.press(yes.payload, yes.title)
+        async with bot.hub.db.read() as s:
+            actions = [a.action for a in (await s.exec(select(AuditLog))).all()]
+    assert "knowledge.answered" in actions and "knowledge.helpful" in actions
