@@ -18,15 +18,19 @@ import logging
 import re
 import secrets
 from collections import defaultdict
+from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from channels.base import Capabilities, Channel
 from hub.messages import Event, Inbound, Outbound
 
 log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).resolve().parent / "static"
 
 _VISITOR = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
@@ -109,6 +113,10 @@ class WebChannel(Channel):
     def router(self) -> APIRouter:
         router = APIRouter(tags=[f"channel {self.name}"])
         router.add_api_websocket_route(self.path, self.connect)
+        # the embeddable widget and the demo page that embeds it (one set, whatever the number
+        # of web instances: the widget picks its instance with data-channel)
+        router.add_api_route("/widget.js", widget_js, methods=["GET"], include_in_schema=False)
+        router.add_api_route("/", demo_page, methods=["GET"], include_in_schema=False)
         return router
 
     async def send(self, message: Outbound) -> None:
@@ -212,3 +220,17 @@ class WebChannel(Channel):
         for message in await self.receiver.history(self.name, visitor, after_id):
             with contextlib.suppress(WebSocketDisconnect):
                 await socket.send(message_frame(message))
+
+
+async def widget_js() -> FileResponse:
+    """`<script src="https://HOST/widget.js" data-channel="web"></script>` on any page."""
+    return FileResponse(
+        STATIC / "widget.js",
+        media_type="application/javascript",
+        headers={"cache-control": "public, max-age=300", "access-control-allow-origin": "*"},
+    )
+
+
+async def demo_page() -> FileResponse:
+    """A demo shop page with the widget on it."""
+    return FileResponse(STATIC / "demo.html", media_type="text/html")

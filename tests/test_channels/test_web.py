@@ -284,3 +284,13 @@ def test_a_web_channel_with_another_name_listens_at_its_own_path(make_hub: MakeH
     assert conversation_of(client, auth, "shop", "s1")["channel"] == "shop"
     with pytest.raises(WebSocketDisconnect), client.websocket_connect(f"{WS}?visitor=s1") as ws:
         hello(ws)  # no instance named `web` here
+
+
+def test_the_widget_script_and_the_demo_page_are_served(client: TestClient) -> None:
+    script = client.get("/widget.js")
+    assert script.status_code == 200
+    assert script.headers["content-type"].startswith("application/javascript")
+    assert "kefu-launcher" in script.text and "/channels/web" in script.text
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert '<script src="/widget.js" data-channel="web"' in page.text

@@ -1,0 +1,263 @@
+"""The embeddable chat widget in a real browser (DESIGN.md section 4, the test ids contract):
+the demo shop page, the launcher, a message and the bot's buttons, a button press, and a cut
+socket: the widget reconnects, resumes, resends what was unsent, and shows nothing twice.
+
+Needs Python Playwright and a Chromium (Debian's /usr/bin/chromium, or $KEFU_CHROMIUM); skips
+without them (fails under CI).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+import uvicorn
+
+from flows import FlowEngine
+from hub.app import create_app
+from hub.settings import Settings
+from nlu import IntentClassifier
+from tests.conftest import create_agent, need
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOT = ROOT / "docs" / "widget.png"
+CHROMIUM = os.environ.get("KEFU_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+DIGITS = re.compile(r"^\d+$")
+EMAIL, PASSWORD = "widget-agent@example.com", "widget-pass"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(settings: Settings, classifier: IntentClassifier, flows: FlowEngine) -> Iterator[str]:
+    """The hub, served by uvicorn in a thread on a free port."""
+    create_agent(settings, EMAIL, PASSWORD, role="agent")
+    app = create_app(settings, classifier=classifier, flows=flows)
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the hub did not start")
+        time.sleep(0.05)
+    try:
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def page(server: str) -> Iterator[Page]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as e:
+        need("Python Playwright", str(e))
+    if not Path(CHROMIUM).exists():
+        need("Chromium", f"{CHROMIUM} not found")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = browser.new_context(locale="en-US", viewport={"width": 1100, "height": 760})
+        page = context.new_page()
+        page.set_default_timeout(8000)
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        try:
+            yield page
+        finally:
+            browser.close()
+        assert not errors, errors
+
+
+def messages(page: Page) -> list[tuple[str, str, str | None]]:
+    """Every message shown: (sender, text, message id). A pressed button shows at once and
+    gets no ack (its id is "postback" until a resume brings it back)."""
+    return page.locator("[data-testid=kefu-message]").evaluate_all(
+        """nodes => nodes.map(n => [n.dataset.sender,
+            Array.from(n.querySelectorAll('.bubble')).map(b => b.textContent).join(' '),
+            n.dataset.id || (n.dataset.postback ? 'postback' : null)])"""
+    )
+
+
+def assert_no_duplicates(shown: list[tuple[str, str, str | None]]) -> None:
+    ids = [m[2] for m in shown if m[2] != "postback"]
+    assert None not in ids, shown  # everything acknowledged
+    assert len(ids) == len(set(ids)), shown
+
+
+def wait_connected(page: Page) -> None:
+    page.wait_for_function(
+        "() => window.kefuWidget.socket && window.kefuWidget.socket.readyState === 1"
+    )
+    page.locator(".status").wait_for(state="hidden")
+
+
+def test_widget_chat_buttons_and_resume_after_a_cut_socket(page: Page, server: str) -> None:
+    from playwright.sync_api import expect
+
+    r = httpx.get(f"{server}/widget.js")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/javascript")
+
+    page.goto(f"{server}/")
+    expect(page.locator("h1")).to_contain_text("Kefu Shop")
+    launcher = page.get_by_test_id("kefu-launcher")
+    expect(launcher).to_have_attribute("aria-label", "Open chat")
+    launcher.click()
+    expect(page.get_by_test_id("kefu-input")).to_be_visible()
+    wait_connected(page)
+
+    # A message: shown at once, acknowledged, and the bot answers with buttons.
+    page.get_by_test_id("kefu-input").fill("hello")
+    page.get_by_test_id("kefu-send").click()
+    mine = page.locator("[data-testid=kefu-message][data-sender=contact]")
+    expect(mine).to_have_count(1)
+    expect(mine.first).to_have_attribute("data-id", DIGITS)
+    bot = page.locator("[data-testid=kefu-message][data-sender=bot]")
+    expect(bot.first).to_contain_text("Kefu Shop")
+    buttons = bot.first.get_by_test_id("kefu-button")
+    assert buttons.count() >= 2
+    page.screenshot(path=str(SCREENSHOT))
+
+    # A button: the customer asks for a human and is told so.
+    bot.first.get_by_role("button", name="Talk to a human").click()
+    system = page.locator("[data-testid=kefu-message][data-sender=system]")
+    expect(system.first).to_be_visible()
+
+    # Cut the socket, and keep it down while a message is typed and an agent answers.
+    page.evaluate(
+        """() => { window.__RealWebSocket = window.WebSocket;
+                   window.WebSocket = function () { throw new Error('offline'); };
+                   window.kefuWidget.socket.close(); }"""
+    )
+    expect(page.locator(".status")).to_be_visible()
+    page.get_by_test_id("kefu-input").fill("are you there?")
+    page.get_by_test_id("kefu-input").press("Enter")  # Enter sends
+    pending = page.locator("[data-testid=kefu-message][data-sender=contact].pending")
+    expect(pending).to_have_count(1)
+
+    with httpx.Client(base_url=server, timeout=10) as api:
+        token = api.post("/api/v1/auth/login", json={"email": EMAIL, "password": PASSWORD})
+        auth = {"authorization": f"Bearer {token.json()['access_token']}"}
+        listed = api.get("/api/v1/conversations", params={"status": "pending"}, headers=auth)
+        (conversation,) = listed.json()["items"]
+        sent = api.post(
+            f"/api/v1/conversations/{conversation['id']}/messages",
+            json={"text": "Hi, this is Lin from the team"},
+            headers=auth,
+        )
+        assert sent.status_code == 201, sent.text
+
+    # Back online: the agent's reply arrives with resume, the unsent message goes out once.
+    page.evaluate("() => { window.WebSocket = window.__RealWebSocket; }")
+    wait_connected(page)
+    agent = page.locator("[data-testid=kefu-message][data-sender=agent]")
+    expect(agent).to_have_count(1)
+    expect(agent).to_contain_text("Hi, this is Lin from the team")
+    expect(pending).to_have_count(0)
+
+    # Another cut, then one more message on the new socket: still nothing twice.
+    page.evaluate("() => window.kefuWidget.socket.close()")
+    wait_connected(page)
+    page.get_by_test_id("kefu-input").fill("thanks")
+    page.get_by_test_id("kefu-send").click()
+    expect(mine).to_have_count(4)
+    expect(mine.last).to_have_attribute("data-id", DIGITS)
+    shown = messages(page)
+    assert_no_duplicates(shown)
+    assert [t for s, t, _ in shown if s == "contact"] == [
+        "hello",
+        "Talk to a human",
+        "are you there?",
+        "thanks",
+    ]
+    assert [s for s, _, _ in shown].count("agent") == 1
+
+    # A reload shows the same conversation from history, once, in order.
+    page.reload()
+    launcher = page.get_by_test_id("kefu-launcher")
+    expect(page.locator("[data-testid=kefu-message]")).to_have_count(len(shown))
+    reloaded = messages(page)
+    assert_no_duplicates(reloaded)
+    assert [(s, t) for s, t, _ in reloaded] == [(s, t) for s, t, _ in shown]
+
+    # The launcher closes the panel; a new agent message shows an unread count.
+    if page.get_by_test_id("kefu-input").is_visible():
+        launcher.click()
+    expect(page.get_by_test_id("kefu-input")).to_be_hidden()
+    with httpx.Client(base_url=server, timeout=10) as api:
+        token = api.post("/api/v1/auth/login", json={"email": EMAIL, "password": PASSWORD})
+        auth = {"authorization": f"Bearer {token.json()['access_token']}"}
+        api.post(
+            f"/api/v1/conversations/{conversation['id']}/messages",
+            json={"text": "<b>still here</b>"},
+            headers=auth,
+        )
+    expect(page.get_by_test_id("kefu-unread")).to_have_text("1")
+    launcher.click()
+    expect(page.get_by_test_id("kefu-unread")).to_be_hidden()
+    expect(agent.last).to_contain_text("<b>still here</b>")  # text, never markup
+
+
+def test_widget_on_a_phone_in_chinese(server: str) -> None:
+    """Under 480 px the open panel fills the screen; zh UI strings follow navigator.language;
+    the keyboard alone opens it, sends with Enter, and closes it with Escape."""
+    from playwright.sync_api import expect, sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        need("Chromium", f"{CHROMIUM} not found")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            context = browser.new_context(
+                locale="zh-CN",
+                viewport={"width": 375, "height": 700},
+                has_touch=True,
+                reduced_motion="reduce",
+            )
+            page = context.new_page()
+            page.set_default_timeout(8000)
+            page.goto(f"{server}/")
+            launcher = page.get_by_test_id("kefu-launcher")
+            expect(launcher).to_have_attribute("aria-label", "打开在线客服")
+            launcher.focus()
+            page.keyboard.press("Enter")
+            field = page.get_by_test_id("kefu-input")
+            expect(field).to_be_focused()
+            expect(field).to_have_attribute("placeholder", "输入消息…")
+            expect(page.get_by_test_id("kefu-send")).to_have_text("发送")
+            box = page.locator(".panel").bounding_box()
+            assert box is not None
+            assert (box["x"], box["y"], box["width"], box["height"]) == (0, 0, 375, 700)
+            assert page.locator("[role=log]").get_attribute("aria-live") == "polite"
+            wait_connected(page)
+            field.fill("你好")
+            page.keyboard.press("Enter")
+            expect(
+                page.locator("[data-testid=kefu-message][data-sender=bot]").first
+            ).to_be_visible()
+            page.keyboard.press("Escape")
+            expect(field).to_be_hidden()
+            expect(launcher).to_be_focused()
+        finally:
+            browser.close()
