@@ -6,6 +6,10 @@
 Server frames: hello, ack, message, typing, error. Client frames: message, postback, resume,
 typing. Every message is stored before it is acknowledged, and `resume` resends everything
 after the last id the widget saw, so a reconnect loses nothing.
+
+A customer's image or PDF is uploaded first, `POST <prefix>/upload?visitor=<id>&name=<file name>`
+with the raw bytes as the body and the file's type as Content-Type (raw, not multipart: the hub
+has no python-multipart), then sent as an attachment of a message frame.
 """
 
 from __future__ import annotations
@@ -21,12 +25,13 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from fastapi.responses import FileResponse
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from channels.base import Capabilities, Channel
-from hub.messages import Event, Inbound, Outbound
+from hub.messages import Attachment, Event, Inbound, Kind, Outbound
+from hub.ports import MediaTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +44,63 @@ class WebOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_frame_bytes: int = 64_000
+    upload_max_bytes: int = 10_000_000
+    upload_types: list[str] = Field(
+        default_factory=lambda: [
+            "image/jpeg",
+            "image/png",
+            "image/gif",
+            "image/webp",
+            "application/pdf",
+        ]
+    )
+
+
+# what the first bytes of each accepted type look like, so a renamed file is refused
+_MAGIC: dict[str, Any] = {
+    "image/jpeg": lambda b: b.startswith(b"\xff\xd8\xff"),
+    "image/png": lambda b: b.startswith(b"\x89PNG"),
+    "image/gif": lambda b: b.startswith(b"GIF8"),
+    "image/webp": lambda b: b[:4] == b"RIFF" and b[8:12] == b"WEBP",
+    "application/pdf": lambda b: b.startswith(b"%PDF"),
+}
+
+
+def sniff(mime_type: str, data: bytes) -> bool:
+    check = _MAGIC.get(mime_type)
+    return bool(check and check(data))
+
+
+_NAME_BAD = re.compile(r"[^\w.\- ()]+")
+
+
+def clean_name(name: str, mime_type: str) -> str:
+    name = _NAME_BAD.sub("_", name.replace("\\", "/").rsplit("/", 1)[-1]).strip(" .")[:120]
+    return name or ("file.pdf" if mime_type == "application/pdf" else "image")
 
 
 class _Frame(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+class AttachmentFrame(_Frame):
+    url: str = Field(pattern=r"^/media/[^\s\"'<>\\]+$", max_length=500)
+    name: str | None = Field(default=None, max_length=200)
+    mime_type: str | None = Field(default=None, max_length=100)
+    kind: Literal["image", "file"] = "file"
+
+
 class MessageFrame(_Frame):
     type: Literal["message"]
     client_id: str | None = Field(default=None, max_length=64)
-    text: str = Field(min_length=1, max_length=4000)
+    text: str = Field(default="", max_length=4000)
+    attachments: list[AttachmentFrame] = Field(default_factory=list, max_length=5)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> MessageFrame:
+        if not self.text and not self.attachments:
+            raise ValueError("a message needs text or an attachment")
+        return self
 
 
 class PostbackFrame(_Frame):
@@ -107,12 +159,19 @@ class WebChannel(Channel):
         self.sockets: defaultdict[str, set[_Socket]] = defaultdict(set)
 
     @property
+    def prefix(self) -> str:
+        return "/channels/web" if self.name == "web" else f"/channels/web/{self.name}"
+
+    @property
     def path(self) -> str:
-        return "/channels/web/ws" if self.name == "web" else f"/channels/web/{self.name}/ws"
+        return f"{self.prefix}/ws"
 
     def router(self) -> APIRouter:
         router = APIRouter(tags=[f"channel {self.name}"])
         router.add_api_websocket_route(self.path, self.connect)
+        router.add_api_route(
+            f"{self.prefix}/upload", self.upload, methods=["POST"], status_code=201
+        )
         # the embeddable widget and the demo page that embeds it (one set, whatever the number
         # of web instances: the widget picks its instance with data-channel)
         router.add_api_route("/widget.js", widget_js, methods=["GET"], include_in_schema=False)
@@ -127,6 +186,46 @@ class WebChannel(Channel):
                 await socket.send(message_frame(message))
             except (WebSocketDisconnect, RuntimeError):
                 self.sockets[message.recipient_id].discard(socket)
+
+    async def upload(self, request: Request) -> JSONResponse:
+        """A customer's image or PDF: the raw bytes as the body, the type as Content-Type, the
+        file name in `name`. Answers 201 with the attachment to put in a message frame."""
+
+        def refuse(status: int, error: str) -> JSONResponse:
+            return JSONResponse({"error": error, "detail": error}, status_code=status)
+
+        opts = self.options
+        limit = opts.upload_max_bytes
+        accepted = ", ".join(opts.upload_types)
+        if not _VISITOR.match(request.query_params.get("visitor") or ""):
+            return refuse(400, "visitor: a valid visitor id is required")
+        mime_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+        if not mime_type:
+            return refuse(400, "file: send the file as the body, with its Content-Type")
+        if mime_type not in opts.upload_types:
+            return refuse(415, f"file type {mime_type} is not accepted; accepted: {accepted}")
+        too_large = f"file too large: the limit is {limit} bytes"
+        with contextlib.suppress(ValueError):
+            if int(request.headers.get("content-length") or 0) > limit:
+                return refuse(413, too_large)
+        data = bytearray()
+        async for chunk in request.stream():
+            data += chunk
+            if len(data) > limit:  # read at most limit + 1 bytes' worth of chunks
+                return refuse(413, too_large)
+        if not data:
+            return refuse(400, "file: the body is empty")
+        if not sniff(mime_type, bytes(data[:16])):
+            return refuse(415, f"the file is not a real {mime_type}; accepted: {accepted}")
+        name = clean_name(request.query_params.get("name") or "", mime_type)
+        try:
+            url = await self.receiver.save_media(bytes(data), name=name, mime_type=mime_type)
+        except MediaTooLarge as e:
+            return refuse(413, f"file too large: {e}")
+        kind = "image" if mime_type.startswith("image/") else "file"
+        return JSONResponse(
+            {"url": url, "name": name, "mime_type": mime_type, "kind": kind}, status_code=201
+        )
 
     async def connect(self, websocket: WebSocket) -> None:
         visitor = websocket.query_params.get("visitor") or ""
@@ -208,6 +307,11 @@ class WebChannel(Channel):
             # a resend of the same client_id (after a reconnect) is the same message
             channel_message_id=f"{visitor}:{frame.client_id}" if frame.client_id else None,
             text=frame.text,
+            kind=Kind(frame.attachments[0].kind) if frame.attachments else Kind.TEXT,
+            attachments=tuple(
+                Attachment(kind=Kind(a.kind), url=a.url, name=a.name, mime_type=a.mime_type)
+                for a in frame.attachments
+            ),
         )
         await self.receiver.receive(inbound, on_stored=ack)
 

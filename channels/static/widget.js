@@ -2,6 +2,7 @@
  *   <script src="https://HOST/widget.js" data-channel="web"></script>
  * Vanilla JS, no dependencies. Renders in an open shadow root (no iframe).
  * Protocol: DESIGN.md section 4 (hello, ack, message, typing / message, postback, resume, typing).
+ * Files (images, PDF) go first to POST <channel>/upload (raw body), then as a message attachment.
  * Message text is untrusted: it is only ever set with textContent.
  */
 (function () {
@@ -14,19 +15,23 @@
   })();
   var base = new URL(script ? script.src : "/widget.js", location.href);
   var channel = (script && script.getAttribute("data-channel")) || "web";
-  var wsPath = channel === "web" ? "/channels/web/ws" : "/channels/web/" + encodeURIComponent(channel) + "/ws";
-  var wsBase = (base.protocol === "https:" ? "wss://" : "ws://") + base.host + wsPath;
+  var prefix = channel === "web" ? "/channels/web" : "/channels/web/" + encodeURIComponent(channel);
+  var wsBase = (base.protocol === "https:" ? "wss://" : "ws://") + base.host + prefix + "/ws";
+  var upBase = base.protocol + "//" + base.host + prefix + "/upload";
+  var TYPES = ["image/jpeg", "image/png", "image/gif", "image/webp", "application/pdf"], MAX = 10000000;
   var KEY = "kefu:" + base.host + ":" + channel + ":";
 
   var zh = /^zh/i.test(navigator.language || "");
   var T = zh ? {
     title: "在线客服", open: "打开在线客服", close: "关闭", placeholder: "输入消息…", send: "发送",
     lost: "连接已断开，正在重连…", connecting: "正在连接…", typing: "对方正在输入…", log: "聊天消息",
-    agent: "人工客服", bot: "智能助手", file: "文件", sending: "发送中", unread: "条未读消息"
+    agent: "人工客服", bot: "智能助手", file: "文件", sending: "发送中", unread: "条未读消息",
+    attach: "发送图片或 PDF", big: "文件太大（最大 10 MB）", type: "只能发送图片或 PDF", failed: "上传失败"
   } : {
     title: "Customer support", open: "Open chat", close: "Close chat", placeholder: "Type a message…", send: "Send",
     lost: "Connection lost, reconnecting…", connecting: "Connecting…", typing: "Typing…", log: "Chat messages",
-    agent: "Agent", bot: "Assistant", file: "File", sending: "Sending", unread: "unread messages"
+    agent: "Agent", bot: "Assistant", file: "File", sending: "Sending", unread: "unread messages",
+    attach: "Send an image or PDF", big: "File too large (max 10 MB)", type: "Only images or PDF files", failed: "Upload failed"
   };
 
   function store(name, value) {
@@ -76,6 +81,9 @@
     ".typing[hidden]{display:none}",
     "form{display:flex;gap:8px;padding:10px;border-top:1px solid #e5e7eb;background:#fff}",
     "textarea{flex:1;resize:none;border:1px solid #d1d5db;border-radius:10px;padding:8px 10px;font:inherit;max-height:120px;min-height:38px}",
+    ".attach{border:0;background:transparent;color:#4b5563;font-size:20px;padding:0 4px;border-radius:8px}",
+    ".err{padding:4px 12px;color:#b91c1c;font-size:12px;background:#fff}",
+    ".err[hidden]{display:none}",
     ".send{border:0;border-radius:10px;background:#2563eb;color:#fff;padding:0 16px;font-weight:600}",
     "@media (max-width:480px){.panel{right:0;bottom:0;width:100%;height:100%;max-height:none;border-radius:0}.panel:not([hidden])~.launcher{display:none}}",
     "@media (prefers-reduced-motion:no-preference){.panel{animation:kefu-in .15s ease-out}@keyframes kefu-in{from{opacity:0;transform:translateY(8px)}}}"
@@ -106,11 +114,17 @@
     rows: "1", placeholder: T.placeholder, "aria-label": T.placeholder, "data-testid": "kefu-input", maxlength: "4000"
   });
   var sendBtn = el("button", { type: "submit", class: "send", "aria-label": T.send, "data-testid": "kefu-send" }, T.send);
+  var attachBtn = el("button", { type: "button", class: "attach", "aria-label": T.attach, title: T.attach, "data-testid": "kefu-attach" }, "\ud83d\udcce");
+  var fileInput = el("input", { type: "file", accept: "image/*,application/pdf", hidden: "", "data-testid": "kefu-file" });
+  var err = el("div", { class: "err", role: "alert", hidden: "" });
+  form.appendChild(attachBtn);
+  form.appendChild(fileInput);
   form.appendChild(input);
   form.appendChild(sendBtn);
   panel.appendChild(header);
   panel.appendChild(status);
   panel.appendChild(log);
+  panel.appendChild(err);
   panel.appendChild(form);
   log.appendChild(typing);
 
@@ -133,7 +147,7 @@
   var seen = {};          // message id -> element (dedupe)
   var lastId = 0;         // highest message id received
   var readId = Number(store("read") || 0); // highest id the customer has seen with the panel open
-  var outbox = [];        // unacked messages: {client_id, text, node}
+  var outbox = [];        // unacked messages: {client_id, frame, node}
   var local = [];         // shown locally without an id yet (pending messages, pressed buttons)
   var counter = Number(store("seq") || 0);
   var tab = Math.random().toString(36).slice(2, 8);
@@ -232,7 +246,7 @@
     if (f.sender === "contact") {
       // our own message coming back with resume: adopt the local copy instead of showing it twice
       for (var i = 0; i < local.length; i++) {
-        if (local[i].getAttribute("data-text") === (f.text || "")) { claim(local[i], id); return; }
+        if (local[i].getAttribute("data-text") === key(f.text, f.attachments)) { claim(local[i], id); return; }
       }
     } else {
       typing.hidden = true;
@@ -261,20 +275,49 @@
     return false;
   }
 
-  function sendText(text) {
-    text = text.replace(/^\s+|\s+$/g, "");
-    if (!text) return;
+  function key(text, atts) {
+    return (text || "") + (atts || []).map(function (a) { return "\n" + a.url; }).join("");
+  }
+
+  function sendText(text, atts) {
+    text = text.replace(/^\s+|\s+$/g, "").slice(0, 4000);
+    atts = atts || [];
+    if (!text && !atts.length) return;
     counter += 1;
     store("seq", counter);
-    var item = { client_id: "c-" + counter + "-" + tab, text: text.slice(0, 4000) };
-    item.node = render("contact", item.text);
+    var item = { client_id: "c-" + counter + "-" + tab };
+    item.frame = { type: "message", client_id: item.client_id, text: text, attachments: atts };
+    item.node = render("contact", text, null, atts);
     item.node.classList.add("pending");
     item.node.setAttribute("aria-busy", "true");
-    item.node.setAttribute("data-text", item.text);
+    item.node.setAttribute("data-text", key(text, atts));
     item.node.setAttribute("title", T.sending);
     local.push(item.node);
     outbox.push(item);
-    send({ type: "message", client_id: item.client_id, text: item.text });
+    send(item.frame);
+  }
+
+  function showError(text) {
+    err.textContent = text || "";
+    err.hidden = !text;
+  }
+
+  function upload(file) {
+    showError("");
+    if (TYPES.indexOf(file.type) < 0) return showError(T.type);
+    if (file.size > MAX) return showError(T.big);
+    if (!visitor) return showError(T.connecting);
+    var url = upBase + "?visitor=" + encodeURIComponent(visitor) + "&name=" + encodeURIComponent(file.name);
+    attachBtn.disabled = true;
+    fetch(url, { method: "POST", headers: { "content-type": file.type }, body: file })
+      .then(function (r) {
+        return r.json().then(function (j) {
+          if (!r.ok) throw new Error(j.error || T.failed);
+          sendText("", [{ url: j.url, name: j.name, mime_type: j.mime_type, kind: j.kind }]);
+        });
+      })
+      .catch(function (e) { showError(e && e.message || T.failed); })
+      .then(function () { attachBtn.disabled = false; });
   }
 
   function postback(payload, title) {
@@ -313,9 +356,7 @@
         showStatus("");
         sock.send(JSON.stringify({ type: "resume", after: String(lastId) }));
         // unacked messages go again, with the same client_id (the server drops a repeat)
-        outbox.forEach(function (item) {
-          sock.send(JSON.stringify({ type: "message", client_id: item.client_id, text: item.text }));
-        });
+        outbox.forEach(function (item) { sock.send(JSON.stringify(item.frame)); });
       } else if (f.type === "message") {
         onMessage(f);
       } else if (f.type === "ack") {
@@ -360,6 +401,11 @@
     input.value = "";
     stopTyping();
     input.focus();
+  });
+  attachBtn.addEventListener("click", function () { fileInput.click(); });
+  fileInput.addEventListener("change", function () {
+    if (fileInput.files && fileInput.files[0]) upload(fileInput.files[0]);
+    fileInput.value = "";
   });
   input.addEventListener("keydown", function (e) {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { // IME composition: Enter picks a word

@@ -294,3 +294,128 @@ def test_the_widget_script_and_the_demo_page_are_served(client: TestClient) -> N
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert '<script src="/widget.js" data-channel="web"' in page.text
+
+
+# ---- uploads: POST /channels/web/upload?visitor=<id>&name=<file name>, raw body ----------------
+
+PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
+    b"\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\x00\x05\x00\x01\xff\x89\x99"
+    b"=\x1d\x00\x00\x00\x00IEND\xaeB`\x82"
+)
+UPLOAD = "/channels/web/upload"
+
+
+def upload(
+    client: TestClient, data: bytes, mime_type: str, name: str = "photo.png", visitor: str = "v1"
+) -> Any:
+    return client.post(
+        UPLOAD,
+        params={"visitor": visitor, "name": name},
+        content=data,
+        headers={"content-type": mime_type},
+    )
+
+
+def test_an_uploaded_image_is_sent_as_an_attachment_the_agent_sees(
+    client: TestClient, auth: dict
+) -> None:
+    r = upload(client, PNG, "image/png", name="../my photo.png")
+    assert r.status_code == 201, r.text
+    attachment = r.json()
+    assert attachment["url"].startswith("/media/")
+    assert attachment["kind"] == "image" and attachment["mime_type"] == "image/png"
+    assert "/" not in attachment["name"] and attachment["name"].endswith(".png")
+    assert client.get(attachment["url"]).content == PNG
+
+    with client.websocket_connect(f"{WS}?visitor=v1") as ws:
+        hello(ws)
+        ws.send_json(
+            {"type": "message", "client_id": "c-1", "text": "", "attachments": [attachment]}
+        )
+        ack = receive(ws)
+        assert ack["type"] == "ack", ack
+
+    stored = messages(client, auth, conversation_of(client, auth, "web", "v1")["id"])
+    (mine,) = [m for m in stored if m["id"] == int(ack["id"])]
+    (shown,) = mine["attachments"]
+    assert shown["url"] == attachment["url"] and shown["kind"] == "image"
+    assert shown["mime_type"] == "image/png"
+
+
+def test_a_pdf_is_a_file_attachment(client: TestClient) -> None:
+    r = upload(client, b"%PDF-1.4\n%\xe2\xe3\n1 0 obj<<>>endobj\n", "application/pdf", "a.pdf")
+    assert r.status_code == 201, r.text
+    assert r.json()["kind"] == "file" and r.json()["name"] == "a.pdf"
+
+
+def test_an_upload_over_the_limit_is_refused_with_413(make_hub: MakeHub) -> None:
+    client, _ = make_hub(channels=[{"name": "web", "type": "web", "upload_max_bytes": 100}])
+    r = upload(client, PNG + b"\x00" * 100, "image/png")
+    assert r.status_code == 413, r.text
+    assert "100" in r.text
+
+
+@pytest.mark.parametrize(
+    ("data", "mime_type"),
+    [
+        (b"just some text, renamed to .png", "image/png"),  # the bytes are not a PNG
+        (b"hello", "text/plain"),  # the type is not accepted
+        (PNG, "image/svg+xml"),
+    ],
+)
+def test_a_file_of_another_type_is_refused_with_415(
+    client: TestClient, data: bytes, mime_type: str
+) -> None:
+    r = upload(client, data, mime_type, name="notes.png")
+    assert r.status_code == 415, r.text
+    assert "image/png" in r.text and "application/pdf" in r.text  # says what is accepted
+
+
+@pytest.mark.parametrize(
+    ("params", "data", "headers"),
+    [
+        ({"visitor": "v1"}, b"", {"content-type": "image/png"}),  # no file
+        ({"visitor": "v1"}, PNG, {}),  # no type
+        ({}, PNG, {"content-type": "image/png"}),  # no visitor
+        ({"visitor": "bad id!"}, PNG, {"content-type": "image/png"}),
+    ],
+)
+def test_a_bad_upload_is_refused_with_400(
+    client: TestClient, params: dict, data: bytes, headers: dict
+) -> None:
+    r = client.post(UPLOAD, params=params, content=data, headers=headers)
+    assert r.status_code == 400, r.text
+
+
+def test_another_web_instance_uploads_at_its_own_path(make_hub: MakeHub) -> None:
+    client, _ = make_hub(channels=[{"name": "shop", "type": "web"}])
+    r = client.post(
+        "/channels/web/shop/upload",
+        params={"visitor": "s1"},
+        content=PNG,
+        headers={"content-type": "image/png"},
+    )
+    assert r.status_code == 201, r.text
+
+
+@pytest.mark.parametrize(
+    "attachments",
+    [
+        [{"url": "https://evil.example/x.png", "kind": "image"}],  # not one of ours
+        [{"url": "javascript:alert(1)", "kind": "file"}],
+        [{"url": "/media/k/a.png", "kind": "video"}],
+        [{"url": "/media/k/a.png", "kind": "image"}] * 6,  # too many
+        "not a list",
+    ],
+)
+def test_a_bad_attachment_gets_an_error_frame(client: TestClient, attachments: Any) -> None:
+    with client.websocket_connect(f"{WS}?visitor=v1") as ws:
+        hello(ws)
+        ws.send_json(
+            {"type": "message", "client_id": "c-0", "text": "", "attachments": attachments}
+        )
+        error = receive(ws)
+        assert error["type"] == "error" and "attachments" in error["error"], error
+        _, bot = send_message(ws, "hello", "c-1")
+        assert bot["sender"] == "bot"

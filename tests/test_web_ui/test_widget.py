@@ -261,3 +261,46 @@ def test_widget_on_a_phone_in_chinese(server: str) -> None:
             expect(launcher).to_be_focused()
         finally:
             browser.close()
+
+
+def test_widget_sends_an_image_the_agent_sees(page: Page, server: str, tmp_path: Path) -> None:
+    """The paperclip's file input uploads a PNG; it shows in the customer's own bubble, and the
+    agent's API has it as an attachment. A file of another type gets an error line instead."""
+    from playwright.sync_api import expect
+
+    png = tmp_path / "cat.png"
+    png.write_bytes(
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00"
+        b"\x00\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\x00\x05\x00\x01\xff"
+        b"\x89\x99=\x1d\x00\x00\x00\x00IEND\xaeB`\x82"
+    )
+    page.goto(f"{server}/")
+    page.get_by_test_id("kefu-launcher").click()
+    wait_connected(page)
+    attach = page.get_by_test_id("kefu-attach")
+    expect(attach).to_be_visible()
+    assert attach.get_attribute("aria-label")
+
+    page.get_by_test_id("kefu-file").set_input_files(
+        files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hi"}]
+    )
+    expect(page.locator(".err")).to_be_visible()
+
+    page.get_by_test_id("kefu-file").set_input_files(str(png))
+    mine = page.locator("[data-testid=kefu-message][data-sender=contact]")
+    expect(mine).to_have_count(1)
+    expect(mine.first).to_have_attribute("data-id", DIGITS)
+    image = mine.first.locator("img")
+    expect(image).to_have_attribute("src", re.compile(r"/media/.+cat\.png$"))
+    page.wait_for_function(
+        "() => window.kefuWidget.root.querySelector('[data-sender=contact] img').naturalWidth === 1"
+    )
+    expect(page.locator(".err")).to_be_hidden()
+
+    with httpx.Client(base_url=server, timeout=10) as api:
+        token = api.post("/api/v1/auth/login", json={"email": EMAIL, "password": PASSWORD})
+        auth = {"authorization": f"Bearer {token.json()['access_token']}"}
+        (conversation,) = api.get("/api/v1/conversations", headers=auth).json()["items"]
+        stored = api.get(f"/api/v1/conversations/{conversation['id']}/messages", headers=auth)
+        (attachment,) = [a for m in stored.json()["items"] for a in m["attachments"]]
+    assert attachment["kind"] == "image" and attachment["url"].endswith("cat.png")
