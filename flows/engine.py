@@ -39,6 +39,7 @@ from flows.schema import (
 )
 from flows.templates import compile_condition, compile_template, render
 from flows.validators import HAN, Choice, Verdict, validate
+from hub.fallback import entry_text
 from hub.messages import Attachment, Button, Handoff, Kind, Reply
 from hub.ports import FlowResult, KnowledgeSearch, TurnContext
 from hub.texts import text as hub_text
@@ -225,14 +226,7 @@ class FlowEngine:
         hits = self.knowledge.search(query, 1, language) if self.knowledge and query else []
         if not hits or not hits[0].confident:
             return hub_text("knowledge_not_found", language, self.default_language)
-        entry = hits[0].entry
-        summary = entry.summary
-        body = (
-            summary.get(language)
-            or summary.get(self.default_language)
-            or next(iter(summary.values()), "")
-        )
-        return f"{body}\n{entry.url}" if entry.url else str(body)
+        return entry_text(hits[0].entry, language, self.default_language)
 
     def condition(self, source: str, variables: dict[str, Any]) -> bool:
         compiled = self._conditions.get(source)

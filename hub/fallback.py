@@ -73,9 +73,7 @@ class Fallback:
             return None
         entry = hits[0].entry
         lang = context.language
-        body = pick(entry.summary, lang, self.default_language)
-        if entry.url:
-            body = f"{body}\n{entry.url}"
+        body = entry_text(entry, lang, self.default_language)
         reply = Reply(
             text=f"{body}\n\n{text('did_this_help', lang, self.default_language)}",
             buttons=(
@@ -143,6 +141,12 @@ def pick(variants: Mapping[str, str], language: str | None, default_language: st
         if lang and lang in variants:
             return variants[lang]
     return next(iter(variants.values()), "")
+
+
+def entry_text(entry: Any, language: str | None, default_language: str) -> str:
+    """What the bot says for a knowledge entry: its summary in the language, and its link."""
+    body = pick(entry.summary, language, default_language)
+    return f"{body}\n{entry.url}" if entry.url else body
 
 
 def helped(entry_id: str) -> str:
