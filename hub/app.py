@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 
 from channels.base import ChannelConfigError
+from channels.memory import MemoryChannel
 from channels.registry import build_channels
 from flows import FlowEngine, FlowError, LoadedFlow, load_flows
 from flows.actions import ActionError, ActionRunner, load_actions
@@ -282,6 +283,8 @@ class Hub:
             )
         except ChannelConfigError as e:
             raise SettingsError(str(e)) from e
+        if all(c.name != "try-it" for c in settings.channels):  # the admin pages' try-it chat
+            self.channels["try-it"] = MemoryChannel("try-it", {}, self)
         self.outbox = Outbox(self.store, self.bus, self.channels)
         self.conversations = Conversations(
             self.store, self.bus, self.outbox, self.channels, settings.bot.language
@@ -456,7 +459,8 @@ def create_app(
     flows: FlowRunner | None = None,
 ) -> FastAPI:
     """The ASGI app. Pass `classifier`/`flows` to reuse ones already loaded (tests, chat)."""
-    from hub.inbox import events, nlu, routes  # the inbox imports app-level dependencies
+    import admin
+    from hub.inbox import admin_api, canned, events, nlu, people, routes  # they import hub.app
     from hub.inbox import knowledge as knowledge_routes
 
     hub = Hub(
@@ -484,6 +488,10 @@ def create_app(
     app.include_router(events.router)
     app.include_router(nlu.router)
     app.include_router(knowledge_routes.router)
+    app.include_router(people.router)
+    app.include_router(canned.router)
+    app.include_router(admin_api.router)
+    app.include_router(admin.router)
 
     @app.exception_handler(InvalidTransition)
     async def _conflict(request: Request, exc: InvalidTransition) -> JSONResponse:

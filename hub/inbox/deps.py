@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -48,3 +49,19 @@ async def current_agent(
 
 
 CurrentAgent = Annotated[Agent, Depends(current_agent)]
+
+
+def require_role(*roles: str) -> Callable[[Agent], Awaitable[Agent]]:
+    """A dependency: the current agent when their role is one of `roles`, else 403."""
+    needed = " or ".join(roles)
+
+    async def check(agent: CurrentAgent) -> Agent:
+        if agent.role not in roles:
+            raise HTTPException(403, f"needs role {needed} (you are {agent.role})")
+        return agent
+
+    return check
+
+
+AdminAgent = Annotated[Agent, Depends(require_role("admin"))]
+DesignerAgent = Annotated[Agent, Depends(require_role("admin", "designer"))]

@@ -11,6 +11,7 @@ from hub.conversations import message_view
 from hub.inbox.deps import CurrentAgent, HubDep
 from hub.inbox.schemas import (
     AssignBody,
+    LabelsBody,
     LoginBody,
     ReplyBody,
     StatusBody,
@@ -59,6 +60,9 @@ async def list_conversations(
     assignee: Annotated[str | None, Query(description="an agent id, `me` or `none`")] = None,
     team: str | None = None,
     channel: str | None = None,
+    label: Annotated[
+        str | None, Query(max_length=64, description="conversations with this label")
+    ] = None,
     q: Annotated[str | None, Query(max_length=200)] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
@@ -67,7 +71,7 @@ async def list_conversations(
     for s in statuses:
         if s not in Status.__members__.values():
             raise HTTPException(422, f"unknown status {s!r}; one of: {', '.join(Status)}")
-    where = ConversationFilter(status=statuses, team=team, channel=channel, q=q)
+    where = ConversationFilter(status=statuses, team=team, channel=channel, q=q, label=label)
     if assignee == "me":
         where = ConversationFilter(**{**where.__dict__, "assignee_id": agent.id})
     elif assignee == "none":
@@ -78,6 +82,33 @@ async def list_conversations(
         where = ConversationFilter(**{**where.__dict__, "assignee_id": int(assignee)})
     rows, next_cursor = await hub.store.list_conversations(where, cursor, limit)
     return {"items": await _views(hub, rows), "next_cursor": next_cursor}
+
+
+@router.get("/conversations/counts")
+async def conversation_counts(
+    hub: HubDep,
+    agent: CurrentAgent,
+    team: str | None = None,
+    channel: str | None = None,
+    label: Annotated[str | None, Query(max_length=64)] = None,
+) -> dict[str, int]:
+    """How many conversations have each status; `mine`: open or snoozed ones the caller has."""
+    where = ConversationFilter(team=team, channel=channel, label=label)
+    counts, mine = await hub.store.status_counts(where, agent.id)
+    return {
+        "pending": counts.get(Status.PENDING, 0),
+        "mine": mine,
+        "open": counts.get(Status.OPEN, 0),
+        "bot": counts.get(Status.BOT, 0),
+        "snoozed": counts.get(Status.SNOOZED, 0),
+        "resolved": counts.get(Status.RESOLVED, 0),
+    }
+
+
+@router.get("/labels")
+async def labels(hub: HubDep, agent: CurrentAgent) -> dict[str, list[str]]:
+    """Every label some conversation has, sorted."""
+    return {"items": await hub.store.labels_in_use()}
 
 
 async def _conversation(hub: HubDep, conversation_id: int) -> Conversation:
@@ -179,3 +210,18 @@ async def set_status(
         conversation, body.status, f"agent:{agent.id}", reason="agent", **fields
     )
     return await _view(hub, conversation_id)
+
+
+@router.put("/conversations/{conversation_id}/labels")
+async def set_labels(
+    conversation_id: int, body: LabelsBody, hub: HubDep, agent: CurrentAgent
+) -> dict[str, Any]:
+    """Replace the conversation's labels (stripped, duplicates dropped, at most 20)."""
+    conversation = await _conversation(hub, conversation_id)
+    before = list(conversation.labels)
+    updated = await hub.store.update_conversation(conversation_id, labels=body.labels)
+    actor = f"agent:{agent.id}"
+    await hub.store.audit(actor, "labels", conversation_id, source=before, target=body.labels)
+    view = await _view(hub, conversation_id)
+    await hub.conversations.publish("conversation.updated", updated, view)
+    return view

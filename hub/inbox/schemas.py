@@ -42,6 +42,29 @@ class StatusBody(Body):
     snooze_until: datetime | None = None
 
 
+MAX_LABELS = 20
+MAX_LABEL_CHARS = 32
+
+
+class LabelsBody(Body):
+    labels: list[str] = Field(
+        max_length=MAX_LABELS, description="the conversation's labels, replacing the old ones"
+    )
+
+    @field_validator("labels")
+    @classmethod
+    def _clean(cls, labels: list[str]) -> list[str]:
+        """Stripped, each 1 to 32 characters, duplicates dropped (the first kept)."""
+        cleaned: list[str] = []
+        for label in labels:
+            label = label.strip()
+            if not 1 <= len(label) <= MAX_LABEL_CHARS:
+                raise ValueError(f"each label is 1 to {MAX_LABEL_CHARS} characters: {label!r}")
+            if label not in cleaned:
+                cleaned.append(label)
+        return cleaned
+
+
 def agent_view(agent: Agent | None) -> dict[str, Any] | None:
     if agent is None:
         return None
@@ -52,6 +75,9 @@ def agent_view(agent: Agent | None) -> dict[str, Any] | None:
         "role": agent.role,
         "teams": agent.teams,
         "presence": agent.presence,
+        "capacity": agent.capacity,
+        "active": agent.active,
+        "language": agent.language,
     }
 
 

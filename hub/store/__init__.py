@@ -2,8 +2,22 @@
 
 from hub.store.database import Database
 from hub.store.migrate import migrate
-from hub.store.models import Agent, AuditLog, CannedResponse, Contact, Conversation, Message
-from hub.store.store import ConversationFilter, ConversationRow, CursorError, Store
+from hub.store.models import (
+    Agent,
+    AuditLog,
+    CannedResponse,
+    Contact,
+    Conversation,
+    Message,
+    Team,
+)
+from hub.store.store import (
+    ConversationFilter,
+    ConversationRow,
+    CursorError,
+    LastAdminError,
+    Store,
+)
 
 __all__ = [
     "Agent",
@@ -15,7 +29,9 @@ __all__ = [
     "ConversationRow",
     "CursorError",
     "Database",
+    "LastAdminError",
     "Message",
     "Store",
+    "Team",
     "migrate",
 ]

@@ -36,7 +36,8 @@ class Agent(SQLModel, table=True):
     role: str = Field(default="agent", max_length=16)  # admin | agent | designer
     teams: list[str] = _json(list)
     capacity: int = 10  # max open conversations
-    presence: str = Field(default="offline", max_length=16)
+    presence: str = Field(default="offline", max_length=16)  # online | away | offline
+    language: str | None = Field(default=None, max_length=16)  # the inbox's language (zh, en)
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
@@ -83,6 +84,14 @@ class Message(SQLModel, table=True):
     delivery: Delivery | None = Field(default=None, sa_type=String(16), index=True)
     delivery_error: str | None = None
     attempts: int = 0
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Team(SQLModel, table=True):
+    """A team agents belong to and conversations are routed to (`Agent.teams`,
+    `Conversation.team` name it; a name may be in use without a row)."""
+
+    name: str = Field(max_length=64, primary_key=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_
+from sqlalchemy import func, or_, true
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from hub.messages import Delivery, Inbound, Kind, Sender, Status, utcnow
-from hub.store.database import Database
+from hub.store.database import Database, is_sqlite
 from hub.store.models import (
     Agent,
     AuditLog,
@@ -22,11 +22,16 @@ from hub.store.models import (
     Contact,
     Conversation,
     Message,
+    Team,
 )
 
 
 class CursorError(ValueError):
     """A pagination cursor that this store did not hand out."""
+
+
+class LastAdminError(ValueError):
+    """A change that would leave no active admin."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,7 @@ class ConversationFilter:
     team: str | None = None
     channel: str | None = None
     q: str | None = None
+    label: str | None = None
 
 
 @dataclass(frozen=True)
@@ -327,32 +333,12 @@ class Store:
         self, where: ConversationFilter, cursor: str | None = None, limit: int = 25
     ) -> tuple[list[ConversationRow], str | None]:
         """Newest activity first; `cursor` continues after the last row of the previous page."""
-        query = select(Conversation, Contact).join(
-            Contact, col(Contact.id) == col(Conversation.contact_id)
+        query = self._filtered(
+            select(Conversation, Contact).join(
+                Contact, col(Contact.id) == col(Conversation.contact_id)
+            ),
+            where,
         )
-        if where.status:
-            query = query.where(col(Conversation.status).in_(list(where.status)))
-        if where.assignee_id is not None:
-            query = query.where(Conversation.assignee_id == where.assignee_id)
-        if where.unassigned:
-            query = query.where(col(Conversation.assignee_id).is_(None))
-        if where.team:
-            query = query.where(Conversation.team == where.team)
-        if where.channel:
-            query = query.where(Conversation.channel == where.channel)
-        if where.q:
-            like = f"%{where.q}%"
-            has_text = (
-                select(Message.id)
-                .where(
-                    Message.conversation_id == Conversation.id,
-                    col(Message.text).ilike(like),
-                )
-                .exists()
-            )
-            query = query.where(
-                or_(col(Contact.name).ilike(like), col(Contact.external_id).ilike(like), has_text)
-            )
         if cursor:
             when, ident = _decode_cursor(cursor)
             query = query.where(
@@ -377,6 +363,44 @@ class Store:
             next_cursor = _encode_cursor(last.last_message_at, last.id)
         return rows, next_cursor
 
+    def _labels(self) -> Any:
+        """The elements of `conversation.labels` as a table with a `value` column."""
+        if is_sqlite(self.db.url):
+            return func.json_each(Conversation.labels).table_valued("value")
+        return func.json_array_elements_text(Conversation.labels).table_valued("value")
+
+    def _filtered(self, query: Any, where: ConversationFilter) -> Any:
+        """`query` (over Conversation joined with Contact) narrowed by `where`."""
+        if where.status:
+            query = query.where(col(Conversation.status).in_(list(where.status)))
+        if where.assignee_id is not None:
+            query = query.where(Conversation.assignee_id == where.assignee_id)
+        if where.unassigned:
+            query = query.where(col(Conversation.assignee_id).is_(None))
+        if where.team:
+            query = query.where(Conversation.team == where.team)
+        if where.channel:
+            query = query.where(Conversation.channel == where.channel)
+        if where.label:
+            labels = self._labels()
+            query = query.where(
+                select(1).select_from(labels).where(labels.c.value == where.label).exists()
+            )
+        if where.q:
+            like = f"%{where.q}%"
+            has_text = (
+                select(Message.id)
+                .where(
+                    Message.conversation_id == Conversation.id,
+                    col(Message.text).ilike(like),
+                )
+                .exists()
+            )
+            query = query.where(
+                or_(col(Contact.name).ilike(like), col(Contact.external_id).ilike(like), has_text)
+            )
+        return query
+
     async def conversation_row(self, conversation_id: int) -> ConversationRow | None:
         async with self.db.read() as s:
             conversation = await s.get(Conversation, conversation_id)
@@ -398,11 +422,99 @@ class Store:
         rows = (await s.exec(select(Message).where(col(Message.id).in_(newest)))).all()
         return {m.conversation_id: m for m in rows}
 
+    async def status_counts(
+        self, where: ConversationFilter, agent_id: int | None = None
+    ) -> tuple[dict[str, int], int]:
+        """Conversations matching `where` by status, and how many of the open or snoozed ones
+        `agent_id` has."""
+        base = select(Conversation.status, func.count(col(Conversation.id))).join(
+            Contact, col(Contact.id) == col(Conversation.contact_id)
+        )
+        by_status = self._filtered(base, where).group_by(col(Conversation.status))
+        mine = self._filtered(
+            select(func.count(col(Conversation.id))).join(
+                Contact, col(Contact.id) == col(Conversation.contact_id)
+            ),
+            where,
+        ).where(
+            col(Conversation.status).in_([Status.OPEN, Status.SNOOZED]),
+            Conversation.assignee_id == agent_id,
+        )
+        async with self.db.read() as s:
+            counts = {str(status): int(n) for status, n in (await s.exec(by_status)).all()}
+            return counts, int((await s.exec(mine)).one())
+
+    async def labels_in_use(self) -> list[str]:
+        labels = self._labels()
+        query = select(labels.c.value).distinct().select_from(Conversation).join(labels, true())
+        async with self.db.read() as s:  # sorted here: the same order whatever the collation
+            return sorted(str(v) for v in (await s.exec(query)).all())
+
+    async def team_counts(self) -> dict[str, dict[str, int]]:
+        """Conversations by team and status (those with a team)."""
+        query = (
+            select(Conversation.team, Conversation.status, func.count(col(Conversation.id)))
+            .where(col(Conversation.team).is_not(None))
+            .group_by(col(Conversation.team), col(Conversation.status))
+        )
+        counts: dict[str, dict[str, int]] = {}
+        async with self.db.read() as s:
+            for team, status, n in (await s.exec(query)).all():
+                counts.setdefault(str(team), {})[str(status)] = int(n)
+        return counts
+
+    async def last_failed_delivery(self, channel: str) -> Message | None:
+        """The newest outgoing message on `channel` whose delivery failed."""
+        async with self.db.read() as s:
+            query = (
+                select(Message)
+                .where(
+                    Message.channel == channel,
+                    Message.direction == "out",
+                    Message.delivery == Delivery.FAILED,
+                )
+                .order_by(col(Message.id).desc())
+                .limit(1)
+            )
+            return (await s.exec(query)).first()
+
     async def canned_responses(self) -> list[CannedResponse]:
         async with self.db.read() as s:
             return list(
                 (await s.exec(select(CannedResponse).order_by(col(CannedResponse.id)))).all()
             )
+
+    async def get_canned(self, canned_id: int) -> CannedResponse | None:
+        async with self.db.read() as s:
+            return await s.get(CannedResponse, canned_id)
+
+    async def create_canned(self, short_code: str, text: str) -> CannedResponse:
+        """Raises IntegrityError when the short code is taken."""
+        async with self.db.transaction() as s:
+            canned = CannedResponse(short_code=short_code, text=text)
+            s.add(canned)
+            await s.flush()
+            return canned
+
+    async def update_canned(self, canned_id: int, **fields: Any) -> CannedResponse | None:
+        """None when there is no such response; IntegrityError when the short code is taken."""
+        async with self.db.transaction() as s:
+            canned = await s.get(CannedResponse, canned_id)
+            if canned is None:
+                return None
+            for name, value in fields.items():
+                setattr(canned, name, value)
+            s.add(canned)
+            await s.flush()
+            return canned
+
+    async def delete_canned(self, canned_id: int) -> bool:
+        async with self.db.transaction() as s:
+            canned = await s.get(CannedResponse, canned_id)
+            if canned is None:
+                return False
+            await s.delete(canned)
+            return True
 
     async def recent_customer_texts(self, conversation_id: int, limit: int = 5) -> list[str]:
         async with self.db.read() as s:
@@ -481,3 +593,58 @@ class Store:
     async def count_agents(self) -> int:
         async with self.db.read() as s:
             return int((await s.exec(select(func.count(col(Agent.id))))).one())
+
+    async def list_agents(self) -> list[Agent]:
+        async with self.db.read() as s:
+            return list((await s.exec(select(Agent).order_by(col(Agent.id)))).all())
+
+    async def open_counts(self) -> dict[int, int]:
+        """Open conversations by assigned agent."""
+        query = (
+            select(Conversation.assignee_id, func.count(col(Conversation.id)))
+            .where(Conversation.status == Status.OPEN, col(Conversation.assignee_id).is_not(None))
+            .group_by(col(Conversation.assignee_id))
+        )
+        async with self.db.read() as s:
+            return {a: int(n) for a, n in (await s.exec(query)).all() if a is not None}
+
+    async def update_agent(self, agent_id: int, **fields: Any) -> Agent | None:
+        """Change an agent (None: no such agent). Raises LastAdminError, changing nothing,
+        when a change of role or `active` would leave no active admin."""
+        async with self.db.transaction() as s:
+            agent = await s.get(Agent, agent_id)
+            if agent is None:
+                return None
+            for name, value in fields.items():
+                setattr(agent, name, value)
+            s.add(agent)
+            await s.flush()
+            if "role" in fields or "active" in fields:
+                admins = select(func.count(col(Agent.id))).where(
+                    Agent.role == "admin", col(Agent.active).is_(True)
+                )
+                if int((await s.exec(admins)).one()) == 0:
+                    raise LastAdminError("this would leave no active admin")
+            return agent
+
+    # ---- teams --------------------------------------------------------------------------
+
+    async def list_teams(self) -> list[Team]:
+        async with self.db.read() as s:
+            return list((await s.exec(select(Team).order_by(col(Team.name)))).all())
+
+    async def create_team(self, name: str) -> Team:
+        """Raises IntegrityError when the team exists."""
+        async with self.db.transaction() as s:
+            team = Team(name=name)
+            s.add(team)
+            await s.flush()
+            return team
+
+    async def delete_team(self, name: str) -> bool:
+        async with self.db.transaction() as s:
+            team = await s.get(Team, name)
+            if team is None:
+                return False
+            await s.delete(team)
+            return True

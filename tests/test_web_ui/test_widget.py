@@ -8,86 +8,20 @@ without them (fails under CI).
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
-import pytest
-import uvicorn
 
-from flows import FlowEngine
-from hub.app import create_app
-from hub.settings import Settings
-from nlu import IntentClassifier
-from tests.conftest import create_agent, need
+from tests.test_web_ui.conftest import EMAIL, PASSWORD, open_page
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
+    from playwright.sync_api import Browser, Page
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "docs" / "widget.png"
-CHROMIUM = os.environ.get("KEFU_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 DIGITS = re.compile(r"^\d+$")
-EMAIL, PASSWORD = "widget-agent@example.com", "widget-pass"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def server(settings: Settings, classifier: IntentClassifier, flows: FlowEngine) -> Iterator[str]:
-    """The hub, served by uvicorn in a thread on a free port."""
-    create_agent(settings, EMAIL, PASSWORD, role="agent")
-    app = create_app(settings, classifier=classifier, flows=flows)
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the hub did not start")
-        time.sleep(0.05)
-    try:
-        yield base
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
-@pytest.fixture
-def page(server: str) -> Iterator[Page]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as e:
-        need("Python Playwright", str(e))
-    if not Path(CHROMIUM).exists():
-        need("Chromium", f"{CHROMIUM} not found")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context(locale="en-US", viewport={"width": 1100, "height": 760})
-        page = context.new_page()
-        page.set_default_timeout(8000)
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        try:
-            yield page
-        finally:
-            browser.close()
-        assert not errors, errors
 
 
 def messages(page: Page) -> list[tuple[str, str, str | None]]:
@@ -219,48 +153,41 @@ def test_widget_chat_buttons_and_resume_after_a_cut_socket(page: Page, server: s
     expect(agent.last).to_contain_text("<b>still here</b>")  # text, never markup
 
 
-def test_widget_on_a_phone_in_chinese(server: str) -> None:
+def test_widget_on_a_phone_in_chinese(server: str, browser: Browser) -> None:
     """Under 480 px the open panel fills the screen; zh UI strings follow navigator.language;
     the keyboard alone opens it, sends with Enter, and closes it with Escape."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    if not Path(CHROMIUM).exists():
-        need("Chromium", f"{CHROMIUM} not found")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            context = browser.new_context(
-                locale="zh-CN",
-                viewport={"width": 375, "height": 700},
-                has_touch=True,
-                reduced_motion="reduce",
-            )
-            page = context.new_page()
-            page.set_default_timeout(8000)
-            page.goto(f"{server}/")
-            launcher = page.get_by_test_id("kefu-launcher")
-            expect(launcher).to_have_attribute("aria-label", "打开在线客服")
-            launcher.focus()
-            page.keyboard.press("Enter")
-            field = page.get_by_test_id("kefu-input")
-            expect(field).to_be_focused()
-            expect(field).to_have_attribute("placeholder", "输入消息…")
-            expect(page.get_by_test_id("kefu-send")).to_have_text("发送")
-            box = page.locator(".panel").bounding_box()
-            assert box is not None
-            assert (box["x"], box["y"], box["width"], box["height"]) == (0, 0, 375, 700)
-            assert page.locator("[role=log]").get_attribute("aria-live") == "polite"
-            wait_connected(page)
-            field.fill("你好")
-            page.keyboard.press("Enter")
-            expect(
-                page.locator("[data-testid=kefu-message][data-sender=bot]").first
-            ).to_be_visible()
-            page.keyboard.press("Escape")
-            expect(field).to_be_hidden()
-            expect(launcher).to_be_focused()
-        finally:
-            browser.close()
+    errors: list[str] = []
+    page = open_page(
+        browser,
+        errors,
+        locale="zh-CN",
+        viewport={"width": 375, "height": 700},
+        has_touch=True,
+        reduced_motion="reduce",
+    )
+    page.goto(f"{server}/")
+    launcher = page.get_by_test_id("kefu-launcher")
+    expect(launcher).to_have_attribute("aria-label", "打开在线客服")
+    launcher.focus()
+    page.keyboard.press("Enter")
+    field = page.get_by_test_id("kefu-input")
+    expect(field).to_be_focused()
+    expect(field).to_have_attribute("placeholder", "输入消息…")
+    expect(page.get_by_test_id("kefu-send")).to_have_text("发送")
+    box = page.locator(".panel").bounding_box()
+    assert box is not None
+    assert (box["x"], box["y"], box["width"], box["height"]) == (0, 0, 375, 700)
+    assert page.locator("[role=log]").get_attribute("aria-live") == "polite"
+    wait_connected(page)
+    field.fill("你好")
+    page.keyboard.press("Enter")
+    expect(page.locator("[data-testid=kefu-message][data-sender=bot]").first).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(field).to_be_hidden()
+    expect(launcher).to_be_focused()
+    assert not errors, errors
 
 
 def test_widget_sends_an_image_the_agent_sees(page: Page, server: str, tmp_path: Path) -> None:
