@@ -77,7 +77,17 @@ def test_customer_and_agent_at_the_same_time(server: str, browser: Browser, tmp_
         json={"short_code": "thanks", "text": "Thank you for waiting!"},
         headers=api_auth(server),
     ).raise_for_status()
-    agent = open_page(browser, errors, viewport={"width": 1400, "height": 860})
+    agent = open_page(
+        browser, errors, viewport={"width": 1400, "height": 860}, permissions=["notifications"]
+    )
+    # The agent's tab is in the background: new pending conversations notify the desktop.
+    agent.add_init_script(
+        """Object.defineProperty(document, 'hidden', {get: () => true});
+           window.__notified = [];
+           window.Notification = class { constructor(title, options) {
+             window.__notified.push([title, options.body]); } };
+           window.Notification.permission = 'granted';"""
+    )
     customer = open_page(browser, errors)
     log_in(agent, server)
     pending = agent.locator("[data-testid=conversation-item][data-status=pending]")
@@ -102,8 +112,12 @@ def test_customer_and_agent_at_the_same_time(server: str, browser: Browser, tmp_
     item = pending.first
     expect(item).to_have_attribute("data-conversation-id", re.compile(r"^\d+$"))
     expect(item).to_contain_text("The customer asked for a person")
+    expect(item.locator(".badge")).to_have_text(re.compile(r"^[1-9]\d*$"))  # unread
     expect(agent.get_by_role("tab", name=re.compile("Pending"))).to_contain_text("1")
     expect(agent.locator("#toasts")).to_contain_text("New conversation waiting")
+    notified = agent.evaluate("() => window.__notified")
+    assert [title for title, _ in notified] == ["Kefu Hub"]
+    assert notified[0][1].startswith("New conversation waiting: ")
 
     # The conversation: history with what the bot understood, and the handoff note.
     item.click()
@@ -118,6 +132,7 @@ def test_customer_and_agent_at_the_same_time(server: str, browser: Browser, tmp_
     expect(note).to_contain_text("The customer asked for a person")
     expect(note).to_contain_text("human")
     expect(agent.get_by_test_id("suggestions")).to_be_visible()
+    assert_every_control_is_named(agent)
     expect(item).not_to_have_class(re.compile("unread"))
 
     # Take it: open and the agent's; it leaves the pending tab.
@@ -231,6 +246,7 @@ def test_login_roles_language_and_keyboard(server: str, browser: Browser) -> Non
     page.get_by_label("Language").select_option("zh")
     expect(page.get_by_role("tab", name=re.compile("待接入"))).to_be_visible()
     expect(page.get_by_role("link", name="收件箱")).to_be_visible()
+    assert_every_control_is_named(page)
     page.reload()
     expect(page.get_by_role("tab", name=re.compile("待接入"))).to_be_visible()
     me = httpx.get(f"{server}/api/v1/me", headers=api_auth(server, EMAIL, PASSWORD)).json()
@@ -238,6 +254,19 @@ def test_login_roles_language_and_keyboard(server: str, browser: Browser) -> Non
     page.get_by_role("button", name="退出登录").click()
     expect(page.get_by_test_id("login-submit")).to_have_text("登录")
     assert not errors, errors
+
+
+UNNAMED = """() => [...document.querySelectorAll('button, input, select, textarea, a[href]')]
+  .filter(el => el.offsetParent !== null)
+  .filter(el => !(el.getAttribute('aria-label') || (el.labels && el.labels.length)
+                  || el.textContent.trim() || el.getAttribute('title')))
+  .map(el => el.outerHTML.slice(0, 120))"""
+
+
+def assert_every_control_is_named(page: Page) -> None:
+    """What a screen reader needs: every visible control has a name (label, aria-label or
+    text)."""
+    assert page.evaluate(UNNAMED) == [], page.url
 
 
 def test_admin_pages(server: str, browser: Browser) -> None:
@@ -252,6 +281,7 @@ def test_admin_pages(server: str, browser: Browser) -> None:
     page.get_by_role("link", name="Agents & teams").click()
     agents = page.get_by_test_id("agents-table")
     expect(agents).to_contain_text(EMAIL)
+    assert_every_control_is_named(page)
     new = page.get_by_role("form", name="New agent")
     new.get_by_label("Email").fill("mei@example.com")
     new.get_by_label("Name").fill("Mei")
@@ -274,12 +304,14 @@ def test_admin_pages(server: str, browser: Browser) -> None:
     page.get_by_role("link", name="Channels").click()
     web = page.get_by_test_id("channels-table").locator("tr[data-channel=web]")
     expect(web).to_contain_text("OK")
+    assert_every_control_is_named(page)
 
     page.get_by_role("link", name="Bot").click()
     expect(page.get_by_test_id("bot-errors")).to_contain_text("No problems")
     expect(page.get_by_test_id("flows-table")).to_contain_text("greet")
     expect(page.get_by_test_id("intents-table")).to_contain_text("human")
     expect(page.get_by_test_id("knowledge-table").locator("tbody tr").first).to_be_visible()
+    assert_every_control_is_named(page)
     page.get_by_test_id("bot-retrain").click()
     expect(page.locator("#toasts")).to_contain_text("Bot reloaded")
 
