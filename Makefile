@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench clean bench-rasa vectors
+.PHONY: install run test lint format bench clean bench-rasa bench-load rasa-venv vectors
 
 install: $(STAMP)
 
@@ -31,6 +31,14 @@ format: install
 
 bench: install
 	$(BIN)/kefu bench
+
+# The load benchmark alone; ARGS="--duration 60 --customers 64" for a longer, heavier run.
+bench-load: install
+	$(BIN)/kefu bench load $(ARGS)
+
+# Optional: .venv-rasa without the CLINC150 data, for the load benchmark's Rasa 3.6 peer.
+rasa-venv:
+	RASA_PYTHON="$(RASA_PYTHON)" bash bench/rasa/venv.sh
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -62,6 +62,10 @@ class Channel(ABC):
         the last error), for /readyz and the admin pages; None when all is well."""
         return None
 
+    async def on_relay(self, data: dict[str, Any]) -> None:  # noqa: B027 (optional hook)
+        """What another hub process relayed to this channel's instance here (see
+        Receiver.relay): e.g. a frame for a widget socket open on this process."""
+
     def rate_bucket(self, recipient_id: str) -> str:
         """The platform rate limit a send to this recipient counts against (see Capabilities.
         send_interval); by default each recipient has its own."""

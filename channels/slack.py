@@ -380,6 +380,12 @@ class SlackChannel(Channel):
             response = await self.handler.handle(request, {WORK: work})
         except Exception as e:  # bolt parses the body before it checks the signature
             return self._unreadable(request.headers, await request.body(), e)
+        if response.status_code >= 500:
+            # bolt's middleware choked on a body of Slack's shape but not its content (an
+            # event_callback whose "event" is null, say): bolt logged it and answers 500, but
+            # the fault is the request's, and its listeners deferred nothing to run
+            error = RuntimeError("bolt could not handle the body")
+            return self._unreadable(request.headers, await request.body(), error)
         retry = request.headers.get("x-slack-retry-num")
         if retry:
             reason = request.headers.get("x-slack-retry-reason")

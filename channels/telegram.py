@@ -3,10 +3,13 @@ polling and answers through the Bot API (DESIGN.md sections 1, 4 and 8).
 
     POST /channels/telegram/{name}    header X-Telegram-Bot-Api-Secret-Token: <secret_token>
 
-The webhook checks the secret, parses the update and answers 200 at once; aiogram's
-dispatcher handles the update after the answer is sent, so a slow bot turn never makes
-Telegram time out and redeliver. In `mode: polling` (a hub without a public URL) the same
-dispatcher runs aiogram's long polling between start() and stop().
+The webhook checks the secret, parses the update and answers 200 once the customer's message
+is stored (at most STORE_WAIT_SECONDS); aiogram's dispatcher goes on with the bot's turn after
+the answer is sent, so a slow bot turn never makes Telegram time out and redeliver. A hub that
+can't store it (its database is down) answers 503, and Telegram delivers it again.
+
+In `mode: polling` (a hub without a public URL) the same dispatcher runs aiogram's long polling
+between start() and stop().
 
 Ids: a private chat's id is the customer (`sender_id`); a group is one conversation whose
 `sender_id` is the group's chat id and whose `sender_name` is whoever wrote. Message ids are
@@ -20,6 +23,7 @@ import asyncio
 import base64
 import builtins
 import contextlib
+import contextvars
 import hashlib
 import hmac
 import io
@@ -63,7 +67,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from channels.base import Capabilities, Channel, ChannelConfigError, DeliveryError
 from hub.messages import Attachment, Button, Inbound, Kind, Outbound
-from hub.ports import MediaTooLarge
+from hub.ports import MediaTooLarge, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +76,10 @@ TEXT_LIMIT = 4096  # sendMessage's limit, in UTF-16 code units
 CALLBACK_DATA_LIMIT = 64  # bytes
 BUTTON_KEY = "#"  # starts a callback_data that stands for a longer payload
 START = re.compile(r"^/start(?:@\w+)?(?:\s+(\S+))?\s*$")  # with a deep link's parameter
+# Set while the webhook handles an update: done once its message is stored (or it failed)
+_STORED: contextvars.ContextVar[asyncio.Future[None] | None] = contextvars.ContextVar(
+    "telegram_stored", default=None
+)
 
 
 class TelegramOptions(BaseModel):
@@ -105,6 +113,10 @@ class RecentUpdates:
         self.ttl, self.clock, self.max_size = ttl, clock, max_size
         self._expiry: dict[int, float] = {}  # in insertion order, so in expiry order
 
+    def forget(self, update_id: int) -> None:
+        """Let a redelivery of this update in: handling it failed for a passing reason."""
+        self._expiry.pop(update_id, None)
+
     def seen(self, update_id: int) -> bool:
         """Whether the id came before; remembers it when not."""
         now = self.clock()
@@ -135,6 +147,7 @@ class TelegramChannel(Channel):
     )
     Options: ClassVar[builtins.type[BaseModel]] = TelegramOptions
     STOP_GRACE_SECONDS = 10.0  # how long stop() lets updates in progress finish
+    STORE_WAIT_SECONDS = 10.0  # how long the webhook waits for an update's message to be stored
     POLL_RETRY_SECONDS = 5.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -227,7 +240,7 @@ class TelegramChannel(Channel):
         return router
 
     async def webhook(self, request: Request, background: BackgroundTasks) -> JSONResponse:
-        """Verify, parse, answer; the update is handled once the answer is sent."""
+        """Verify, parse, store, answer; the bot's turn goes on once the answer is sent."""
         secret = request.headers.get(SECRET_HEADER)
         if secret is None:
             return JSONResponse({"detail": f"missing {SECRET_HEADER}"}, status_code=401)
@@ -246,9 +259,21 @@ class TelegramChannel(Channel):
             # Telegram would redeliver an update we refuse, again and again: say why, take it.
             log.warning("telegram %s: update %s ignored: %s", self.name, raw["update_id"], problem)
             return JSONResponse({"ok": True, "ignored": problem})
+        stored = asyncio.get_running_loop().create_future()
+        handling = contextvars.copy_context()
+        handling.run(_STORED.set, stored)
+        task = asyncio.create_task(self.handle_update(update), context=handling)
+        try:
+            await asyncio.wait(
+                {stored, task}, timeout=self.STORE_WAIT_SECONDS, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            stored.cancel()  # when not done: the turn goes on, the answer waits no more
+        if not stored.cancelled() and (error := stored.exception()) is not None:
+            raise error  # Unavailable: the hub answers 503 and Telegram delivers it again
         # Starlette runs it after the response is sent, within the request, so a server's
-        # graceful shutdown waits for it (a detached task would be cut off).
-        background.add_task(self.handle_update, update)
+        # graceful shutdown waits for the turn (a detached task would be cut off).
+        background.add_task(asyncio.wait, {task})
         return JSONResponse({"ok": True})
 
     def secret_matches(self, secret: str) -> bool:
@@ -273,10 +298,20 @@ class TelegramChannel(Channel):
         return update, ""
 
     async def handle_update(self, update: Update) -> None:
-        """Feed one update to the dispatcher. Errors are logged, not raised: Telegram already
-        has its answer."""
+        """Feed one update to the dispatcher. Errors are logged, not raised: a redelivery
+        would fail the same way. But when the hub can't take it now (Unavailable), the webhook
+        still waiting answers 503 so that Telegram delivers it again."""
         try:
             await self.dispatcher.feed_update(self.bot, update)
+        except Unavailable as e:
+            self.recent.forget(update.update_id)
+            stored = _STORED.get()
+            if stored is not None and not stored.done():
+                stored.set_exception(e)
+            else:
+                log.warning(
+                    "telegram %s: update %s not handled: %s", self.name, update.update_id, e
+                )
         except Exception:
             log.exception("telegram %s: update %s failed", self.name, update.update_id)
 
@@ -306,7 +341,7 @@ class TelegramChannel(Channel):
     async def on_message(self, message: Message, bot: Bot) -> None:
         inbound = await self.message_inbound(message, bot)
         if inbound is not None:
-            await self.receiver.receive(inbound)
+            await self.receiver.receive(inbound, on_stored=_stored)
 
     async def on_edited_message(self, message: Message, bot: Bot) -> None:
         text = message.text if message.text is not None else message.caption
@@ -341,7 +376,7 @@ class TelegramChannel(Channel):
             sender_name=query.from_user.full_name,
             payload={"telegram": {"from_id": query.from_user.id, "callback_data": query.data}},
         )
-        await self.receiver.receive(inbound)
+        await self.receiver.receive(inbound, on_stored=_stored)
 
     async def answer_callback(self, query: CallbackQuery, bot: Bot) -> None:
         """Stop the spinner on the customer's button at once; a failure (an old query)
@@ -467,6 +502,13 @@ class TelegramChannel(Channel):
 
 
 # ---- helpers: pure functions over aiogram's types ---------------------------------------
+
+
+async def _stored(message_id: int) -> None:
+    """The customer's message is stored: the webhook waiting for it (if any) answers 200."""
+    stored = _STORED.get()
+    if stored is not None and not stored.done():
+        stored.set_result(None)
 
 
 def make_bot(options: TelegramOptions) -> Bot:

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
 
+MAX_MESSAGE_ID = 2**31 - 1  # message ids are INTEGER columns (PostgreSQL's int4)
 _VISITOR = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
 
@@ -179,13 +180,19 @@ class WebChannel(Channel):
         return router
 
     async def send(self, message: Outbound) -> None:
-        """Push to every open tab of the visitor. With none open, the message waits in the
-        store and reaches the widget with its next `resume`."""
-        for socket in list(self.sockets.get(message.recipient_id, ())):
+        """Push to every open tab of the visitor, on whichever hub process it is connected.
+        With none open, the message waits in the store and reaches the widget with its next
+        `resume`."""
+        frame = message_frame(message)
+        await self.receiver.relay(self.name, {"visitor": message.recipient_id, "frame": frame})
+
+    async def on_relay(self, data: dict[str, Any]) -> None:
+        visitor = str(data.get("visitor"))
+        for socket in list(self.sockets.get(visitor, ())):
             try:
-                await socket.send(message_frame(message))
+                await socket.send(data["frame"])
             except (WebSocketDisconnect, RuntimeError):
-                self.sockets[message.recipient_id].discard(socket)
+                self.sockets[visitor].discard(socket)
 
     async def upload(self, request: Request) -> JSONResponse:
         """A customer's image or PDF: the raw bytes as the body, the type as Content-Type, the
@@ -319,6 +326,8 @@ class WebChannel(Channel):
         try:
             after_id = int(after or 0)
         except ValueError:
+            after_id = -1
+        if not 0 <= after_id <= MAX_MESSAGE_ID:  # beyond the id column: no message has it
             await socket.send({"type": "error", "error": "resume.after must be a message id"})
             return
         for message in await self.receiver.history(self.name, visitor, after_id):

@@ -39,6 +39,7 @@ import functools
 import hmac
 import json
 import logging
+import math
 import re
 import time
 from collections import OrderedDict
@@ -87,6 +88,14 @@ MEDIA_KINDS = {
     "shortvideo": Kind.VIDEO,
 }
 GREETING_EVENTS = frozenset({"subscribe", "subscribe_scan", "subscribe_scan_product", "scan"})
+# The elements the hub reads: plain text in every message and event WeChat sends (others, such
+# as ScanCodeInfo or SendPicsInfo, nest elements).
+FLAT_FIELDS = (
+    "ToUserName", "FromUserName", "CreateTime", "MsgType", "MsgId", "Content", "MediaId",
+    "PicUrl", "Format", "Recognition", "ThumbMediaId", "Location_X", "Location_Y", "Scale",
+    "Label", "Title", "Description", "Url", "Event", "EventKey", "Ticket", "Latitude",
+    "Longitude", "Precision",
+)  # fmt: skip
 _DOCTYPE = re.compile(r"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
 
 
@@ -169,6 +178,9 @@ def parse(xml: str) -> Any:
         raise Malformed(f"not a WeChat message: {type(e).__name__}: {e}") from e
     if message is None or not isinstance(message.source, str) or not message.source:
         raise Malformed("not a WeChat message: no FromUserName")
+    for name in FLAT_FIELDS:  # a repeated or nested element of these is no message of WeChat's
+        if not isinstance(message._data.get(name, ""), str | None):
+            raise Malformed(f"not a WeChat message: <{name}> is not a single plain value")
     return message
 
 
@@ -246,7 +258,12 @@ def normalize(message: Any, channel: str, greeting: str | None) -> Incoming:
         inbound = new(kind=MEDIA_KINDS[kind], text=text, payload={"media": media})
         return Incoming(inbound, True, media_id=message.media_id or None)
     if kind == "location":
-        lat, lng = float(message.location_x), float(message.location_y)
+        try:
+            lat, lng = float(message.location_x), float(message.location_y)
+        except TypeError as e:  # Location_X or Location_Y missing, or not a plain value
+            raise ValueError(f"a location without its coordinates: {e}") from e
+        if not (math.isfinite(lat) and math.isfinite(lng)):  # NaN can't be stored as JSON
+            raise ValueError(f"a location at {lat}, {lng}")
         place = {"latitude": lat, "longitude": lng, "label": message.label, "scale": message.scale}
         text = message.label or f"{lat}, {lng}"
         return Incoming(new(kind=Kind.LOCATION, text=text, payload={"location": place}), True)

@@ -9,15 +9,19 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request, WebSocket
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.requests import HTTPConnection
 
 from channels.base import ChannelConfigError
 from channels.memory import MemoryChannel
@@ -26,18 +30,29 @@ from flows import FlowEngine, FlowError, LoadedFlow, load_flows
 from flows.actions import ActionError, ActionRunner, load_actions
 from flows.checks import check_references
 from flows.loader import by_place
-from hub.bus import InProcessBus
+from hub import cluster
+from hub.bus import RELAY, InProcessBus, SubscriberLagged
 from hub.conversations import Conversations, message_view
 from hub.fallback import Fallback
 from hub.limits import BodySizeLimit
+from hub.lockout import login_guard
+from hub.logs import RequestId
+from hub.logs import conversation_id as conversation_in_logs
 from hub.media import MediaStore
 from hub.messages import Delivery, Event, Inbound, Outbound, Status, utcnow
+from hub.metrics import CONTENT_TYPE, HttpMetrics, Metrics
 from hub.outbox import Outbox
+from hub.personal_data import PersonalData
 from hub.pipeline import Pipeline
-from hub.ports import Classifier, FlowRunner, KnowledgeSearch
+from hub.ports import Classifier, FlowRunner, KnowledgeSearch, Unavailable
+from hub.redact import install as mask_logs
 from hub.settings import BotSettings, Settings, SettingsError, load_settings
 from hub.status import InvalidTransition
 from hub.store import CursorError, Database, Store
+from hub.store.database import unreachable
+from hub.store.personal import PersonalDataStore
+from hub.store.webhooks import WebhookStore
+from hub.webhooks import WebhookSender
 from knowledge import KnowledgeBase, KnowledgeError
 from nlu import IntentClassifier, NluDataError, TrainingData
 from nlu.classifier import training_key
@@ -46,6 +61,8 @@ from nlu.persistence import MODEL_FILE
 from nlu.vectors import StaticVectors, VectorsError
 
 log = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 5  # what a 503 for an unreachable database asks clients to wait
 
 
 def model_dir(settings: Settings) -> Path:
@@ -276,7 +293,10 @@ class Hub:
         self.settings = settings
         self.db = Database(settings.database_url)
         self.store = Store(self.db)
-        self.bus = InProcessBus()
+        # Several processes share the work through Redis when it is configured (hub.cluster).
+        self.redis = cluster.connect(settings.redis_url) if settings.redis_url else None
+        prefix = settings.redis_prefix
+        self.bus = cluster.RedisBus(self.redis, prefix) if self.redis else InProcessBus()
         try:
             self.channels = build_channels(
                 ((c.name, c.type, c.options) for c in settings.enabled_channels), self
@@ -285,12 +305,17 @@ class Hub:
             raise SettingsError(str(e)) from e
         if all(c.name != "try-it" for c in settings.channels):  # the admin pages' try-it chat
             self.channels["try-it"] = MemoryChannel("try-it", {}, self)
-        self.outbox = Outbox(self.store, self.bus, self.channels)
+        self.metrics = Metrics()
+        self.outbox = Outbox(self.store, self.bus, self.channels, metrics=self.metrics)
         self.conversations = Conversations(
             self.store, self.bus, self.outbox, self.channels, settings.bot.language
         )
         self.classifier = classifier
         self.media = MediaStore(settings.data_dir / "media", settings.media_max_bytes)
+        self.webhooks = WebhookSender(WebhookStore(self.db), self.bus, settings.webhooks)
+        self.personal_data = PersonalData(
+            PersonalDataStore(self.db), self.store, self.media, self.bus
+        )
         self.reloader = BotReloader(self)
         self.pipeline = Pipeline(
             store=self.store,
@@ -301,8 +326,17 @@ class Hub:
             fallback=fallback if fallback is not None else make_fallback(settings),
             handoff_intents=settings.bot.handoff_intents,
             default_language=settings.bot.language,
+            metrics=self.metrics,
         )
+        self.logins = login_guard(self.redis, prefix)  # failed logins, per email and IP
+        self.claims: cluster.RedisClaims | None = None
+        if self.redis is not None:
+            self.pipeline.locks = cluster.RedisLocks(self.redis, prefix)
+            self.outbox.claims = self.claims = cluster.RedisClaims(self.redis, prefix)
+            self.outbox.pacer = cluster.RedisPacer(self.redis, prefix)
         self._tasks: list[asyncio.Task[None]] = []
+        self.turns: set[asyncio.Future[list[Outbound]]] = set()  # messages being handled
+        self.metrics.turns_in_progress.set_function(lambda: len(self.turns))
         self.channel_errors: dict[str, str] = {}  # channels that could not start, and why
 
     def use_bot(
@@ -332,7 +366,15 @@ class Hub:
     async def receive(
         self, inbound: Inbound, on_stored: Callable[[int], Awaitable[None]] | None = None
     ) -> list[Outbound]:
-        return await self.pipeline.receive(inbound, on_stored)
+        # Each message is handled in a task of its own, which stop() waits for and which a
+        # caller cancelled (a socket closed, a poller stopped) does not cut in half.
+        started = time.perf_counter()
+        turn = asyncio.ensure_future(self.pipeline.receive(inbound, on_stored))
+        self.turns.add(turn)
+        turn.add_done_callback(self.turns.discard)
+        replies = await asyncio.shield(turn)
+        self.metrics.turn_took(inbound.channel, time.perf_counter() - started)
+        return replies
 
     async def history(self, channel: str, sender_id: str, after_id: int) -> list[Outbound]:
         conversation = await self.store.contact_conversation(channel, sender_id)
@@ -347,6 +389,54 @@ class Hub:
 
     async def publish(self, event: Event) -> None:
         await self.bus.publish(event)
+
+    async def relay(self, channel: str, data: dict[str, Any]) -> None:
+        if self.redis is None:
+            await self.channels[channel].on_relay(data)
+        else:
+            relayed = Event(type=RELAY, conversation_id=0, data={"channel": channel, **data})
+            await self.bus.publish(relayed)
+
+    async def _relay_events(self) -> None:
+        """Hand events relayed by any process (this one too) to this process's channels."""
+        while True:
+            feed = self.bus.subscribe()
+            try:
+                async for event in feed:
+                    channel = self.channels.get(event.data.get("channel", ""))
+                    if event.type == RELAY and channel is not None:
+                        try:
+                            await channel.on_relay(event.data)
+                        except Exception:
+                            log.exception("channel %s: relayed data not handled", channel.name)
+            except SubscriberLagged:
+                log.warning("channel relay fell behind or Redis reconnected; resubscribing")
+            finally:
+                await feed.aclose()
+
+    async def _recover_turns(self, every: float | None, after: float) -> None:
+        """Take the turns that a stopped or killed process left pending: once at start (one
+        process), or every `every` seconds (several: another one may die)."""
+        while True:
+            with contextlib.suppress(Unavailable):  # the database is away: the next round
+                before = utcnow() - timedelta(seconds=after)
+                for message, contact in await self.store.unfinished_turns(before):
+                    await self.pipeline.recover(message, contact)
+                if every is None:
+                    return
+            await asyncio.sleep(every if every is not None else 5.0)
+
+    async def _sweep_outbox(self, every: float = 5.0, after: float = 30.0) -> None:
+        """Send what another process stored and left queued when it died (its claims lapsed)."""
+        assert self.claims is not None
+        while True:
+            with contextlib.suppress(Unavailable):  # the database is away: the next sweep
+                before = utcnow() - timedelta(seconds=after)
+                queued = {m.id: m for m in await self.store.undelivered(before=before) if m.id}
+                for message_id in await self.claims.sweepable(queued):
+                    log.info("outbox: sending message %s another process left queued", message_id)
+                    self.outbox.enqueue(await self.conversations.outbound(queued[message_id]))
+            await asyncio.sleep(every)
 
     async def edit(self, channel: str, channel_message_id: str, text: str) -> bool:
         message = await self.store.update_inbound(channel, channel_message_id, text=text)
@@ -390,6 +480,7 @@ class Hub:
         message = await self.store.get_message(message_id)
         if message is None or message.direction != "out":
             return False
+        self.metrics.delivery_failed(message.channel)
         await self.outbox.record(message_id, message.conversation_id, Delivery.FAILED, error)
         return True
 
@@ -403,10 +494,23 @@ class Hub:
                 # One half-configured channel doesn't take the others down; /readyz shows it.
                 log.error("channel %s not started: %s", name, e)
                 self.channel_errors[name] = str(e)
-        resent = await self.conversations.resend_queued()
-        if resent:
-            log.info("outbox: %d queued messages from before the restart sent again", resent)
+        if self.claims is not None:
+            assert isinstance(self.bus, cluster.RedisBus)
+            await self.bus.start()
+            self._tasks.append(asyncio.create_task(self._relay_events()))
+            self._tasks.append(asyncio.create_task(self.claims.keep()))
+            self._tasks.append(asyncio.create_task(self._sweep_outbox()))
+            self._tasks.append(asyncio.create_task(self._recover_turns(every=5.0, after=10.0)))
+        else:
+            resent = await self.conversations.resend_queued()
+            if resent:
+                log.info("outbox: %d queued messages from before the restart sent again", resent)
+            self._tasks.append(asyncio.create_task(self._recover_turns(every=None, after=0.0)))
         self._tasks.append(asyncio.create_task(self._wake_snoozed()))
+        await self.webhooks.start()
+        if self.settings.retention_days is not None:
+            keep = self.personal_data.keep_for(self.settings.retention_days)
+            self._tasks.append(asyncio.create_task(keep))
         if self.settings.bot.reload:
             self._tasks.append(asyncio.create_task(self.reloader.watch()))
 
@@ -415,21 +519,45 @@ class Hub:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.finish_turns(self.settings.shutdown_grace)
         for channel in self.channels.values():
             await channel.stop()
         flows = self.pipeline.flows
         if isinstance(flows, FlowEngine):
             await flows.aclose()
         await self.outbox.close()
+        await self.webhooks.stop()
+        if isinstance(self.bus, cluster.RedisBus):
+            await self.bus.stop()
+        if self.redis is not None:
+            await self.redis.aclose()
         await self.db.close()
+
+    async def finish_turns(self, grace: float) -> None:
+        """Let the messages being handled finish and their replies go out, for up to `grace`
+        seconds in all; a reply still queued then stays so in the store, and the next start
+        sends it."""
+        if not self.turns:
+            return
+        deadline = time.monotonic() + grace
+        log.info("stopping: finishing %d message(s) being handled", len(self.turns))
+        _, late = await asyncio.wait(set(self.turns), timeout=grace)
+        for turn in late:
+            turn.cancel()
+        if late:
+            log.warning("stopping: %d message(s) cut off after %.1f s", len(late), grace)
+            await asyncio.wait(late)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.outbox.drain(), max(0.0, deadline - time.monotonic()))
 
     async def _wake_snoozed(self, every: float = 30.0) -> None:
         while True:
-            for conversation in await self.store.due_snoozes(utcnow()):
-                with contextlib.suppress(InvalidTransition):
-                    await self.conversations.transition(
-                        conversation, Status.OPEN, "system", reason="snooze ended"
-                    )
+            with contextlib.suppress(Unavailable):  # the database is away: next time
+                for conversation in await self.store.due_snoozes(utcnow()):
+                    with contextlib.suppress(InvalidTransition):
+                        await self.conversations.transition(
+                            conversation, Status.OPEN, "system", reason="snooze ended"
+                        )
             await asyncio.sleep(every)
 
     async def ready(self) -> dict[str, Any]:
@@ -440,14 +568,12 @@ class Hub:
             checks["database"] = "ok"
         except Exception as e:
             checks["database"] = f"{type(e).__name__}: {e}"
-        if self.settings.redis_url:
+        if self.redis is not None:
             try:
-                import redis.asyncio as aioredis
-
-                client = aioredis.from_url(self.settings.redis_url)
-                await client.ping()
-                await client.aclose()
+                await self.redis.ping()
                 checks["redis"] = "ok"
+                if isinstance(self.bus, cluster.RedisBus) and not self.bus.connected.is_set():
+                    checks["redis"] = "reconnecting: the event stream is not read yet"
             except Exception as e:
                 checks["redis"] = f"{type(e).__name__}: {e}"
         return checks
@@ -461,8 +587,12 @@ def create_app(
     """The ASGI app. Pass `classifier`/`flows` to reuse ones already loaded (tests, chat)."""
     import admin
     from hub.inbox import admin_api, canned, events, nlu, people, routes  # they import hub.app
+    from hub.inbox import contacts as contact_routes
     from hub.inbox import knowledge as knowledge_routes
+    from hub.inbox import security as security_routes
+    from hub.inbox import webhooks as webhook_routes
 
+    mask_logs(settings)  # secrets and personal data never reach the logs
     hub = Hub(
         settings,
         classifier if classifier is not None else train_classifier(settings),
@@ -477,9 +607,16 @@ def create_app(
         finally:
             await hub.stop()
 
-    app = FastAPI(title="Kefu Hub", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="Kefu Hub",
+        version="0.1.0",
+        lifespan=lifespan,
+        dependencies=[Depends(_conversation_in_path)],
+    )
     app.state.hub = hub
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(HttpMetrics, metrics=hub.metrics)
+    app.add_middleware(RequestId)  # outermost: every response has the id, a 413's too
     for channel in hub.channels.values():
         router = channel.router()
         if router is not None:
@@ -491,6 +628,9 @@ def create_app(
     app.include_router(people.router)
     app.include_router(canned.router)
     app.include_router(admin_api.router)
+    app.include_router(webhook_routes.router)
+    app.include_router(contact_routes.router)
+    app.include_router(security_routes.router)
     app.include_router(admin.router)
 
     @app.exception_handler(InvalidTransition)
@@ -504,6 +644,26 @@ def create_app(
         content = _without_surrogates(jsonable_encoder({"detail": exc.errors()}))
         return JSONResponse(content, status_code=422)
 
+    @app.exception_handler(Unavailable)
+    @app.exception_handler(SQLAlchemyError)
+    async def _unavailable(connection: HTTPConnection, exc: Exception) -> Response | None:
+        """The database is unreachable: 503 with Retry-After, so a platform redelivers and a
+        client retries (nothing was stored); a socket is closed with 1013 (try again later).
+        One log line, no traceback."""
+        if not isinstance(exc, Unavailable) and not unreachable(exc):
+            raise exc  # another database error: a bug, answered 500 with its traceback
+        cause = exc.__cause__ if isinstance(exc, Unavailable) and exc.__cause__ else exc
+        log.warning("%s: %s: %s", connection.url.path, type(cause).__name__, cause)
+        if isinstance(connection, WebSocket):
+            with contextlib.suppress(Exception):  # the client may have gone already
+                await connection.close(code=1013, reason="database unavailable, retry later")
+            return None
+        return JSONResponse(
+            {"detail": "database unavailable, retry later"},
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+
     @app.exception_handler(CursorError)
     async def _bad_cursor(request: Request, exc: CursorError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=400)
@@ -515,6 +675,12 @@ def create_app(
         if path is None:
             raise HTTPException(404, "no such file")
         return FileResponse(path)
+
+    @app.get("/metrics", tags=["ops"])
+    async def metrics() -> Response:
+        """Prometheus metrics (the README's Operations section lists them)."""
+        await hub.metrics.refresh(hub.store, hub.channels)
+        return Response(hub.metrics.render(), media_type=CONTENT_TYPE)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
@@ -533,6 +699,13 @@ def create_app(
         return JSONResponse(body, status_code=200 if ok else 503)
 
     return app
+
+
+async def _conversation_in_path(connection: HTTPConnection) -> None:
+    """Every log line of a request about one conversation names it (hub.logs)."""
+    value = str(connection.path_params.get("conversation_id", ""))
+    if value.isdigit():
+        conversation_in_logs.set(int(value))
 
 
 def _without_surrogates(value: Any) -> Any:

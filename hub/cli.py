@@ -56,15 +56,28 @@ async def _demo_admin(settings: Settings) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from hub.app import create_app, train_classifier
+    from hub.logs import configure_logging
 
     settings = _settings(args)
+    configure_logging(settings.log_format)
+    from hub.app import create_app, train_classifier  # after: it logs as it loads
+
     asyncio.run(_migrate(settings))
     classifier = train_classifier(settings)
     asyncio.run(_demo_admin(settings))
     app = create_app(settings, classifier=classifier)
     print(f"Kefu Hub on http://{args.host}:{args.port}  (bot: {settings.bot.path})", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", ws_max_size=1_000_000)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="info",
+        log_config=None,  # uvicorn's loggers, the access log too, go through configure_logging
+        ws_max_size=1_000_000,
+        # on SIGTERM: requests under way get this long, then Hub.stop as long again for the
+        # messages still being handled
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace)),
+    )
     return 0
 
 
@@ -249,10 +262,34 @@ def cmd_agent_create(args: argparse.Namespace) -> int:
     return asyncio.run(create())
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    from hub.backup import BackupError, backup
+
+    try:
+        path = backup(_settings(args), Path(args.output) if args.output else None)
+    except BackupError as e:
+        print(f"backup failed: {e}", file=sys.stderr)
+        return 1
+    print(f"backup written to {path}")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from hub.backup import BackupError, restore
+
+    try:
+        print(restore(_settings(args), Path(args.file), force=args.force))
+    except BackupError as e:
+        print(f"restore failed: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 BENCHMARKS = {
     "nlu": "bench/nlu_bench.py",
     "rest": "bench/rest_bench.py",
     "knowledge": "bench/knowledge_bench.py",
+    "load": "bench/load_bench.py",
 }
 
 
@@ -310,7 +347,12 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--name")
     create.add_argument("--role", default="agent", help="admin, agent or designer")
     create.add_argument("--team", action="append", help="team name (repeatable)")
-    bench_help = "run the benchmarks: `kefu bench [nlu|rest] [that benchmark's options]`"
+    backup = command("backup", cmd_backup, "archive the database and media", bot=False)
+    backup.add_argument("--output", metavar="FILE", help="default: data/backups/kefu-<time>.tar.gz")
+    restore = command("restore", cmd_restore, "restore a `kefu backup` archive", bot=False)
+    restore.add_argument("file", metavar="FILE")
+    restore.add_argument("--force", action="store_true", help="replace a database in use")
+    bench_help = "run the benchmarks: `kefu bench [nlu|rest|knowledge|load] [its options]`"
     bench = sub.add_parser("bench", help=bench_help, description=bench_help, add_help=False)
     bench.set_defaults(func=cmd_bench)  # every option, --help too, goes to the benchmark
     return p

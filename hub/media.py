@@ -3,6 +3,7 @@ names and served at `/media/<key>`; the stored message keeps that link for the i
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import mimetypes
 import re
@@ -42,3 +43,13 @@ class MediaStore:
             return None
         path = self.folder / key
         return path if path.is_file() else None
+
+    def remove(self, url: str) -> bool:
+        """Delete the file of a `/media/<key>` URL (an erasure); False when there is none."""
+        path = self.path(url.removeprefix("/media/"))
+        if path is None:
+            return False
+        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # its folder holds only it
+            path.parent.rmdir()
+        return True

@@ -16,15 +16,35 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping
-from typing import Any
+from typing import Any, Protocol
 
+from hub import logs
 from hub.messages import Delivery, Event, Outbound
+from hub.metrics import Metrics
 from hub.ports import Bus, Channel, DeliveryError
 from hub.store import Store
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (channel, recipient)
+
+
+class Claims(Protocol):
+    """Which process sends which message, when several share the database (hub.cluster)."""
+
+    def hold(self, message_id: int) -> None: ...
+
+    async def take(self, message_id: int) -> bool: ...
+
+    async def release(self, message_id: int) -> None: ...
+
+
+class Pacer(Protocol):
+    """Send slots of a rate bucket shared by several processes (hub.cluster)."""
+
+    async def wait(self, bucket: str, interval: float) -> float:
+        """Take the bucket's next slot; the seconds until it comes."""
+        ...
 
 
 class Outbox:
@@ -37,16 +57,23 @@ class Outbox:
         channels: Mapping[str, Channel],
         attempts: int = 5,
         backoff: Callable[[int], float] = lambda n: min(60.0, 0.5 * 2**n),
+        metrics: Metrics | None = None,
     ) -> None:
         self.store, self.bus, self.channels = store, bus, channels
         self.attempts, self.backoff = attempts, backoff
+        self.metrics = metrics or Metrics()
         self._queues: dict[Key, asyncio.Queue[Outbound]] = {}
         self._next_slot: dict[Key, float] = {}  # by (channel, rate bucket): when a send may go
         self._tasks: set[asyncio.Task[None]] = set()
         self._sending: set[asyncio.Future[Any]] = set()  # sends under way
+        # With several hub processes: which process sends which message (hub.cluster)
+        self.claims: Claims | None = None
+        self.pacer: Pacer | None = None
 
     def enqueue(self, message: Outbound) -> None:
         """Queue a stored message behind the others for its recipient."""
+        if self.claims is not None:
+            self.claims.hold(message.message_id)
         key = (message.channel, message.recipient_id)
         queue = self._queues.get(key)
         if queue is None:
@@ -88,6 +115,9 @@ class Outbox:
                     self._forget_slots()
                     return
                 continue
+            # the worker outlives the request that started it: log lines name this message's
+            logs.request_id.set(None)
+            logs.conversation_id.set(message.conversation_id)
             try:
                 await self._deliver(message)
             except Exception:  # one bad message must not stop the recipient's queue
@@ -96,6 +126,15 @@ class Outbox:
                 queue.task_done()
 
     async def _deliver(self, message: Outbound) -> None:
+        if self.claims is None:
+            await self._deliver_once(message)
+        elif await self.claims.take(message.message_id):
+            try:
+                await self._deliver_once(message)
+            finally:
+                await self.claims.release(message.message_id)
+
+    async def _deliver_once(self, message: Outbound) -> None:
         channel = self.channels.get(message.channel)
         if channel is None:
             error = f"channel {message.channel!r} is not configured (or disabled)"
@@ -136,12 +175,16 @@ class Outbox:
             log.exception("outbox: channel %s raised", message.channel)
             return f"{type(e).__name__}: {e}", True, None
         await self._set(message, Delivery.SENT, None)
+        self.metrics.message_out(message.channel)
         return None
 
     async def _pace(self, bucket: Key, interval: float) -> None:
         """Take the bucket's next send slot, `interval` seconds after the one before, and wait
         for it. Slots are taken in turn, so recipients sharing a bucket share its rate."""
         if interval <= 0:
+            return
+        if self.pacer is not None:  # several processes: the slots are shared through Redis
+            await asyncio.sleep(await self.pacer.wait(f"{bucket[0]}:{bucket[1]}", interval))
             return
         now = time.monotonic()
         slot = max(now, self._next_slot.get(bucket, now))
@@ -155,6 +198,8 @@ class Outbox:
             del self._next_slot[bucket]
 
     async def _set(self, message: Outbound, delivery: Delivery, error: str | None) -> None:
+        if delivery == Delivery.FAILED:
+            self.metrics.delivery_failed(message.channel)
         await self.record(message.message_id, message.conversation_id, delivery, error)
 
     async def record(

@@ -11,13 +11,15 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+from hub import logs
 from hub.conversations import Conversations, message_view
 from hub.fallback import Fallback
 from hub.locks import KeyedLocks
 from hub.messages import Handoff, Inbound, Outbound, Status, Understanding
+from hub.metrics import Metrics
 from hub.ports import Channel, Classifier, FlowResult, FlowRunner, TurnContext
 from hub.status import BOT_SPEAKS
-from hub.store import Conversation, Message, Store
+from hub.store import Contact, Conversation, Message, Store
 from hub.understanding import is_cancel, understand
 
 log = logging.getLogger(__name__)
@@ -35,11 +37,13 @@ class Pipeline:
         fallback: Fallback,
         handoff_intents: Sequence[str],
         default_language: str,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store, self.conversations, self.channels = store, conversations, channels
         self.classifier, self.flows, self.fallback = classifier, flows, fallback
         self.handoff_intents = frozenset(handoff_intents)
         self.default_language = default_language
+        self.metrics = metrics or Metrics()
         self.locks = KeyedLocks()
 
     async def receive(
@@ -61,12 +65,15 @@ class Pipeline:
                 payload["postback"] = inbound.postback
             if inbound.attachments:
                 payload["attachments"] = [a.model_dump(mode="json") for a in inbound.attachments]
-            recorded = await self.store.record_inbound(inbound, payload)
+            turn_pending = not inbound.automated
+            recorded = await self.store.record_inbound(inbound, payload, turn_pending)
             if recorded is None:  # the same message raced in through another process
                 seen = await self.find_duplicate(inbound)
                 assert seen is not None
                 return await self.answered_before(seen, inbound, on_stored)
             conversation, message, created = recorded
+            self.metrics.message_in(inbound.channel)
+            logs.conversation_id.set(conversation.id)  # on the log lines of this turn
             assert message.id is not None
             if on_stored:
                 await on_stored(message.id)
@@ -74,35 +81,51 @@ class Pipeline:
                 await self.conversations.publish("conversation.created", conversation, {})
             await self.conversations.publish("message.created", conversation, message_view(message))
 
-            # 3. Who speaks is the server's decision, not the bot's. Mail from a machine (an
-            #    auto-reply, a list) is kept for the inbox, and neither reopens nor is answered.
-            if inbound.automated:
-                return []
-            conversation = await self.wake(conversation)
-            if conversation.status not in BOT_SPEAKS:
-                return []  # a human has it: message.created has reached the inbox
+            # 3-5. The turn: stored as pending until it is over, so that a process that dies
+            #      in the middle leaves it to be taken again (`recover`), never lost.
+            replies = await self.turn(conversation, message, inbound, understanding)
+            if turn_pending:
+                await self.store.finish_turn(message.id)
+            return replies
 
-            # 4. The bot's turn: handoff request, else the flows, else the fallback chain.
-            understanding = self.chosen_option(conversation, inbound) or understanding
-            language = self.reply_language(conversation, understanding)
-            context = TurnContext(
-                understanding=understanding,
-                language=language,
-                conversation_id=message.conversation_id,
-                contact={
-                    "id": inbound.sender_id,
-                    "name": inbound.sender_name,
-                    "channel": inbound.channel,
-                },
-            )
-            turn = self.asked_for_a_human(conversation, understanding) or await self.run_flows(
-                conversation, context
-            )
-            if not turn.handled:
-                turn = self.fallback.answer(conversation.flow_state, context)
+    async def turn(
+        self,
+        conversation: Conversation,
+        message: Message,
+        inbound: Inbound,
+        understanding: Understanding,
+    ) -> list[Outbound]:
+        """The answer to a stored customer message: the bot's replies (empty when a human
+        has the conversation)."""
+        # 3. Who speaks is the server's decision, not the bot's. Mail from a machine (an
+        #    auto-reply, a list) is kept for the inbox, and neither reopens nor is answered.
+        if inbound.automated:
+            return []
+        conversation = await self.wake(conversation)
+        if conversation.status not in BOT_SPEAKS:
+            return []  # a human has it: message.created has reached the inbox
 
-            # 5. Say what the bot says; hand over if it hands over; remember where it is.
-            return await self.conclude(conversation, message, turn, language, inbound.sender_id)
+        # 4. The bot's turn: handoff request, else the flows, else the fallback chain.
+        understanding = self.chosen_option(conversation, inbound) or understanding
+        language = self.reply_language(conversation, understanding)
+        context = TurnContext(
+            understanding=understanding,
+            language=language,
+            conversation_id=message.conversation_id,
+            contact={
+                "id": inbound.sender_id,
+                "name": inbound.sender_name,
+                "channel": inbound.channel,
+            },
+        )
+        turn = self.asked_for_a_human(conversation, understanding) or await self.run_flows(
+            conversation, context
+        )
+        if not turn.handled:
+            turn = self.fallback.answer(conversation.flow_state, context)
+
+        # 5. Say what the bot says; hand over if it hands over; remember where it is.
+        return await self.conclude(conversation, message, turn, language, inbound.sender_id)
 
     def asked_for_a_human(
         self, conversation: Conversation, understanding: Understanding
@@ -144,12 +167,53 @@ class Pipeline:
         inbound: Inbound,
         on_stored: Callable[[int], Awaitable[None]] | None,
     ) -> list[Outbound]:
-        """A message stored before: acknowledged again, answered with the same replies."""
+        """A message stored before: acknowledged again, answered with the same replies (its
+        turn taken now if the process that stored it died first: the platform's retry)."""
         assert seen.id is not None
         if on_stored:
             await on_stored(seen.id)
+        if seen.turn_pending:
+            return await self.take_turn_again(seen, inbound)
         replies = await self.store.replies_to(seen.id)
         return [await self.conversations.outbound(m, inbound.sender_id) for m in replies]
+
+    async def recover(self, message: Message, contact: Contact) -> None:
+        """Take the turn of a customer message left pending by a process that died."""
+        inbound = Inbound(
+            channel=message.channel,
+            sender_id=contact.external_id,
+            sender_name=contact.name,
+            channel_message_id=message.channel_message_id,
+            text=message.text,
+            postback=message.payload.get("postback"),
+            kind=message.kind,
+        )
+        async with self.locks.hold((inbound.channel, inbound.sender_id)):
+            assert message.id is not None
+            fresh = await self.store.get_message(message.id)
+            if fresh is None or not fresh.turn_pending:
+                return  # taken meanwhile (a redelivery, another process)
+            log.info("taking again the turn of message %s, cut off by a stop", message.id)
+            try:
+                await self.take_turn_again(fresh, inbound)
+            except Exception:  # never retried forever: the agent sees the message in the inbox
+                log.exception("the turn of message %s failed again; giving up", message.id)
+                await self.store.finish_turn(message.id)
+
+    async def take_turn_again(self, message: Message, inbound: Inbound) -> list[Outbound]:
+        """The turn of a stored message, once: if it had begun answering, what it said stands
+        (and the outbox sends what is queued); otherwise it runs now."""
+        assert message.id is not None
+        said = await self.store.replies_to(message.id)
+        if said:
+            replies = [await self.conversations.outbound(m, inbound.sender_id) for m in said]
+        else:
+            conversation = await self.store.get_conversation(message.conversation_id)
+            assert conversation is not None
+            understanding = Understanding.model_validate(message.payload.get("nlu") or {"text": ""})
+            replies = await self.turn(conversation, message, inbound, understanding)
+        await self.store.finish_turn(message.id)
+        return replies
 
     async def wake(self, conversation: Conversation) -> Conversation:
         """A customer writing again reopens a resolved conversation to the bot, and wakes a
@@ -208,9 +272,12 @@ class Pipeline:
             if sent is not None:
                 replies.append(sent)
         if turn.handoff is not None:
+            self.metrics.handoff(conversation.channel, turn.handoff.reason)
             _, notice = await self.conversations.handoff(
                 conversation, turn.handoff, message, inline, recipient_id
             )
             if notice is not None:
                 replies.append(notice)
+        if inline:  # delivered in the channel's answer; the outbox counts the others
+            self.metrics.message_out(conversation.channel, len(replies))
         return replies

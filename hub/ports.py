@@ -100,8 +100,9 @@ class Bus(Protocol):
 
     async def publish(self, event: Event) -> None: ...
 
-    def subscribe(self) -> Subscription:
-        """Events published from this call on (registered before it returns)."""
+    def subscribe(self, local_only: bool = False) -> Subscription:
+        """Events published from this call on (registered before it returns); with
+        `local_only`, only those this process published (several processes share the bus)."""
         ...
 
 
@@ -121,6 +122,11 @@ class Receiver(Protocol):
     async def current_conversation(self, channel: str, sender_id: str) -> int | None: ...
 
     async def publish(self, event: Event) -> None: ...
+
+    async def relay(self, channel: str, data: dict[str, Any]) -> None:
+        """Hand `data` to this channel's instance in every hub process (its `on_relay`): for
+        what only the process holding a connection can do. One process: a direct call."""
+        ...
 
     async def edit(self, channel: str, channel_message_id: str, text: str) -> bool:
         """The customer edited a message: its stored text becomes `text` (the original is kept
@@ -172,6 +178,11 @@ class Capabilities:
     # The least seconds between two sends in one rate bucket (a chat; a Slack channel, whose
     # threads share it): the platform's rate limit, kept by the outbox (about 1 per second).
     send_interval: float = 0.0
+
+
+class Unavailable(Exception):
+    """The hub can't take this now (its database is unreachable): nothing was stored, and the
+    same request may succeed later. Webhooks answer 503 with Retry-After, so platforms retry."""
 
 
 class DeliveryError(Exception):

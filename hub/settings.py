@@ -1,7 +1,8 @@
 """Settings: config.yaml, `${VAR}` interpolation, and environment overrides.
 
-Precedence: environment (`DATABASE_URL`, `REDIS_URL`, `KEFU_SECRET_KEY`, `KEFU_DATA_DIR`) over
-config.yaml over defaults. `KEFU_CONFIG` names the config file (default `./config.yaml`).
+Precedence: environment (`DATABASE_URL`, `REDIS_URL`, `KEFU_SECRET_KEY`, `KEFU_DATA_DIR`,
+`KEFU_LOG_FORMAT`) over config.yaml over defaults. `KEFU_CONFIG` names the config file (default
+`./config.yaml`).
 """
 
 from __future__ import annotations
@@ -76,6 +77,18 @@ class BotSettings(BaseModel):
         return v
 
 
+class WebhookSettings(BaseModel):
+    """Outgoing webhooks' delivery: a failed attempt is retried after `backoff` seconds,
+    doubling each time up to `backoff_max`, until `attempts` were made."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    attempts: int = Field(default=8, ge=1, le=30)
+    timeout: float = Field(default=10.0, gt=0, le=120)
+    backoff: float = Field(default=10.0, gt=0, le=3600)
+    backoff_max: float = Field(default=3600.0, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="forbid", populate_by_name=True)
 
@@ -83,6 +96,10 @@ class Settings(BaseSettings):
         default="sqlite+aiosqlite:///data/kefu.db", validation_alias="DATABASE_URL"
     )
     redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
+    # the hub's Redis keys start with this: hubs of separate deployments can share one Redis
+    redis_prefix: str = Field(
+        default="kefu:", min_length=1, max_length=64, validation_alias="KEFU_REDIS_PREFIX"
+    )
     # the file these settings came from (set by load_settings; the hot reload rereads it)
     config_path: Path | None = Field(default=None, exclude=True)
     secret_key: str | None = Field(default=None, validation_alias="KEFU_SECRET_KEY")
@@ -90,7 +107,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_000_000
     # files customers send, stored under data_dir/media; larger ones are refused
     media_max_bytes: int = Field(default=20_000_000, gt=0)
+    # logs on stderr: `text` lines, or `json` (one object a line, for a log collector)
+    log_format: Literal["text", "json"] = Field(default="text", validation_alias="KEFU_LOG_FORMAT")
+    # seconds a stopping hub waits for messages being handled and their replies to be sent
+    shutdown_grace: float = Field(default=10.0, ge=0, le=300)
     bot: BotSettings = BotSettings()
+    webhooks: WebhookSettings = WebhookSettings()
+    # resolved conversations older than this many days are deleted; None keeps them forever
+    retention_days: int | None = Field(default=None, ge=1)
     channels: list[ChannelConfig] = [
         ChannelConfig(name="web", type="web"),
         ChannelConfig(name="rest", type="rest"),

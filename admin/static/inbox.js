@@ -18,6 +18,7 @@ const PAGE = 50;
 
 export function mount(root, session) {
   const me = session.me;
+  const canAct = me.role !== "designer"; // designers read conversations; agents answer them
   const state = {
     tab: "pending", filters: { channel: "", team: "", label: "", q: "" },
     items: [], cursor: null, counts: {}, current: null, messages: [],
@@ -175,6 +176,7 @@ export function mount(root, session) {
 
   function renderConversation() {
     const c = state.current;
+    replyInput = null;
     history = h("ol", { class: "history", "aria-label": t("history"), "aria-live": "polite", tabindex: "0" },
       state.messages.map(messageItem));
     clear(view,
@@ -185,11 +187,11 @@ export function mount(root, session) {
         c.snooze_until ? h("span", { class: "muted" }, `→ ${when(c.snooze_until)}`) : null,
         h("span", { class: "muted" }, `${t("assignee")}: ${c.assignee ? c.assignee.name : t("unassigned")}`),
         c.team ? h("span", { class: "muted" }, `${t("team")}: ${c.team}`) : null),
-      actions(c),
-      labelsEditor(c),
+      canAct ? actions(c) : null,
+      canAct ? labelsEditor(c) : null,
       c.handoff && c.status !== "bot" ? handoffNote(c.handoff) : null,
       history,
-      replyBox());
+      canAct ? replyBox() : null);
     history.scrollTop = history.scrollHeight;
   }
 
@@ -208,13 +210,11 @@ export function mount(root, session) {
       bar.append(act("action-take", c.status === "resolved" ? t("reopen") : t("take"),
         () => post(`/conversations/${c.id}/assign`, { agent_id: me.id }), "primary"));
     }
-    if (c.status === "open" || c.status === "snoozed") {
+    if (c.status === "open") {
       const until = select([["1", t("h1")], ["4", t("h4")], ["tomorrow", t("tomorrow")], ["168", t("week")]], "1",
         { "aria-label": t("snooze_for") });
-      if (c.status === "open") {
-        bar.append(h("span", { class: "snooze" }, until,
-          act("action-snooze", t("snooze"), () => post(`/conversations/${c.id}/status`, { status: "snoozed", snooze_until: snoozeUntil(until.value) }))));
-      }
+      bar.append(h("span", { class: "snooze" }, until,
+        act("action-snooze", t("snooze"), () => post(`/conversations/${c.id}/status`, { status: "snoozed", snooze_until: snoozeUntil(until.value) }))));
     }
     if (c.status !== "resolved") {
       bar.append(act("action-resolve", t("resolve"), () => post(`/conversations/${c.id}/status`, { status: "resolved" })));
@@ -401,11 +401,13 @@ export function mount(root, session) {
       const c = await get(`/conversations/${id}`);
       if (!state.current || state.current.id !== id) return;
       const typed = replyInput ? replyInput.value : "";
-      const focused = document.activeElement === replyInput;
+      const focused = replyInput !== null && document.activeElement === replyInput;
       state.current = c;
       renderConversation();
-      replyInput.value = typed;
-      if (focused) replyInput.focus();
+      if (replyInput) {
+        replyInput.value = typed;
+        if (focused) replyInput.focus();
+      }
     } catch (e) { toast(e.message, "error"); }
   }
 

@@ -15,7 +15,7 @@ from channels.memory import MemoryChannel
 from flows.schema import iter_steps
 from hub.app import BotFiles, _read_bot_cached, _stamp, model_dir, train_classifier
 from hub.conversations import message_view
-from hub.inbox.deps import CurrentAgent, DesignerAgent, HubDep
+from hub.inbox.deps import CurrentAgent, DesignerAgent, HubDep, actor
 from hub.inbox.schemas import Body
 from hub.messages import Inbound
 from hub.settings import Settings, SettingsError
@@ -169,11 +169,13 @@ async def reload_bot(body: ReloadBody, hub: HubDep, agent: DesignerAgent) -> dic
         if not errors:
             errors = await hub.reloader.reload()
         after = await asyncio.to_thread(_model_stamp, hub.settings)
+    trained = trained or (not errors and after != before)
+    await hub.store.audit(actor(agent), "bot.reload", ok=not errors, trained=trained)
     return {
         "ok": not errors,
         "errors": errors,
         "loaded_at": hub.reloader.loaded_at.isoformat(),
-        "trained": trained or (not errors and after != before),
+        "trained": trained,
     }
 
 
@@ -224,6 +226,7 @@ async def try_bot(body: TryBody, hub: HubDep, agent: CurrentAgent) -> dict[str, 
         raise HTTPException(409, "the message was not stored: try again")
     conversation = await hub.store.get_conversation(message.conversation_id)
     assert conversation is not None and message.id is not None
+    await hub.store.audit(actor(agent), "bot.try", conversation.id, session=body.session)
     replies = await hub.store.replies_to(message.id)
     return {
         "conversation_id": conversation.id,

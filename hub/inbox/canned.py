@@ -9,8 +9,8 @@ from fastapi import APIRouter, HTTPException, Response
 from pydantic import Field
 from sqlalchemy.exc import IntegrityError
 
-from hub.inbox.deps import AdminAgent, CurrentAgent, HubDep
-from hub.inbox.schemas import Body
+from hub.inbox.deps import AdminAgent, CurrentAgent, HubDep, actor
+from hub.inbox.schemas import Body, RowId
 from hub.store import CannedResponse
 
 router = APIRouter(prefix="/api/v1", tags=["canned responses"])
@@ -44,12 +44,13 @@ async def create_canned(body: CannedBody, hub: HubDep, admin: AdminAgent) -> dic
         canned = await hub.store.create_canned(body.short_code, body.text)
     except IntegrityError as e:
         raise HTTPException(409, f"short_code {body.short_code!r} is taken") from e
+    await hub.store.audit(actor(admin), "canned.created", canned_id=canned.id)
     return canned_view(canned)
 
 
 @router.patch("/canned/{canned_id}")
 async def update_canned(
-    canned_id: int, body: CannedPatchBody, hub: HubDep, admin: AdminAgent
+    canned_id: RowId, body: CannedPatchBody, hub: HubDep, admin: AdminAgent
 ) -> dict[str, Any]:
     fields = body.model_dump(exclude_unset=True)
     for key, value in fields.items():
@@ -61,11 +62,15 @@ async def update_canned(
         raise HTTPException(409, f"short_code {body.short_code!r} is taken") from e
     if canned is None:
         raise HTTPException(404, f"canned response {canned_id} not found")
+    await hub.store.audit(
+        actor(admin), "canned.updated", canned_id=canned_id, changed=sorted(fields)
+    )
     return canned_view(canned)
 
 
 @router.delete("/canned/{canned_id}", status_code=204)
-async def delete_canned(canned_id: int, hub: HubDep, admin: AdminAgent) -> Response:
+async def delete_canned(canned_id: RowId, hub: HubDep, admin: AdminAgent) -> Response:
     if not await hub.store.delete_canned(canned_id):
         raise HTTPException(404, f"canned response {canned_id} not found")
+    await hub.store.audit(actor(admin), "canned.deleted", canned_id=canned_id)
     return Response(status_code=204)

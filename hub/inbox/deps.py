@@ -1,4 +1,4 @@
-"""Dependencies of the inbox routes, as named `Annotated` aliases."""
+"""Dependencies of the inbox routes, as named `Annotated` aliases; who may see what."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from hub.auth import AuthError, read_token
-from hub.store import Agent
+from hub.store import Agent, ApiTokens, Conversation, Visibility
+from hub.store.tokens import PREFIX as API_TOKEN_PREFIX
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -26,12 +27,32 @@ HubDep = Annotated["Hub", Depends(get_hub)]
 
 
 async def agent_from_token(hub: Hub, token: str) -> Agent:
-    """The active agent a bearer token belongs to; raises AuthError otherwise."""
+    """The active agent a bearer token belongs to; raises AuthError otherwise.
+
+    An API token (`kefu_...`) acts as an unsaved Agent: id None, its role, no teams (it sees
+    every conversation its role may), email `token:<id>` (what `actor` records)."""
+    if token.startswith(API_TOKEN_PREFIX):
+        api_token = await ApiTokens(hub.db).active(token)
+        if api_token is None:
+            raise AuthError("unknown or revoked API token")
+        return Agent(
+            id=None,
+            email=f"token:{api_token.id}",
+            name=api_token.name,
+            password_hash="",
+            role=api_token.role,
+            teams=[],
+        )
     claims = read_token(token, hub.settings.jwt_secret())
     agent = await hub.store.get_agent(int(claims["sub"]))
     if agent is None or not agent.active:
         raise AuthError("no such agent")
     return agent
+
+
+def actor(agent: Agent) -> str:
+    """Who acts, as the audit log names them: `agent:<id>`, or `token:<id>` (an API token)."""
+    return f"agent:{agent.id}" if agent.id is not None else agent.email
 
 
 async def current_agent(
@@ -65,3 +86,30 @@ def require_role(*roles: str) -> Callable[[Agent], Awaitable[Agent]]:
 
 AdminAgent = Annotated[Agent, Depends(require_role("admin"))]
 DesignerAgent = Annotated[Agent, Depends(require_role("admin", "designer"))]
+# Changing a conversation (reply, assign, status, labels) is an agent's work: designers read.
+InboxAgent = Annotated[Agent, Depends(require_role("admin", "agent"))]
+
+
+# ---- who sees which conversations -------------------------------------------------------
+
+
+def visibility(agent: Agent) -> Visibility | None:
+    """The conversations `agent` may see (hub.store.Visibility); None: all of them, as an
+    admin or an agent without teams."""
+    if agent.role == "admin" or not agent.teams:
+        return None
+    return Visibility(agent.id, tuple(agent.teams))
+
+
+def can_see(agent: Agent, conversation: Conversation) -> bool:
+    scope = visibility(agent)
+    return scope is None or scope.allows(conversation)
+
+
+async def visible_conversation(hub: Hub, agent: Agent, conversation_id: int) -> Conversation:
+    """The conversation, or 404 when there is none or `agent` may not see it (not 403: ids
+    of other teams' conversations don't leak)."""
+    conversation = await hub.store.get_conversation(conversation_id)
+    if conversation is None or not can_see(agent, conversation):
+        raise HTTPException(404, f"conversation {conversation_id} not found")
+    return conversation

@@ -1,7 +1,8 @@
 """The agents' live feed: WebSocket /api/v1/events?token=<jwt>.
 
 Every bus event is forwarded as `{"type", "conversation_id", "data"}`. A socket that can't keep
-up is closed (code 1013) and the client reconnects and reloads from the API."""
+up is closed (code 1013) and the client reconnects and reloads from the API. An agent with
+teams gets only the events of conversations they may see (hub.inbox.deps.can_see)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import contextlib
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from hub.auth import AuthError
-from hub.bus import SubscriberLagged
-from hub.inbox.deps import agent_from_token
+from hub.bus import INTERNAL, SubscriberLagged
+from hub.inbox.deps import agent_from_token, can_see, visibility
+from hub.messages import Event
 
 router = APIRouter(tags=["inbox"])
 
@@ -21,15 +23,22 @@ router = APIRouter(tags=["inbox"])
 async def events(websocket: WebSocket) -> None:
     hub = websocket.app.state.hub
     try:
-        await agent_from_token(hub, websocket.query_params.get("token", ""))
+        agent = await agent_from_token(hub, websocket.query_params.get("token", ""))
     except AuthError as e:
         await websocket.close(code=1008, reason=f"invalid token: {e}")
         return
     await websocket.accept()
     feed = hub.bus.subscribe()
+    scoped = visibility(agent) is not None
+
+    async def visible(event: Event) -> bool:
+        conversation = await hub.store.get_conversation(event.conversation_id)
+        return conversation is not None and can_see(agent, conversation)
 
     async def forward() -> None:
         async for event in feed:
+            if event.type in INTERNAL or (scoped and not await visible(event)):
+                continue
             await websocket.send_json(event.wire())
 
     async def until_closed() -> None:

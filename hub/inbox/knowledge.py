@@ -10,7 +10,8 @@ from fastapi import APIRouter, HTTPException, Query
 from starlette.concurrency import run_in_threadpool
 
 from hub.fallback import pick
-from hub.inbox.deps import CurrentAgent, HubDep
+from hub.inbox.deps import CurrentAgent, HubDep, visible_conversation
+from hub.inbox.schemas import RowId
 from hub.store import CannedResponse
 
 router = APIRouter(prefix="/api/v1", tags=["knowledge"])
@@ -58,15 +59,13 @@ async def knowledge_search(
 
 @router.get("/conversations/{conversation_id}/suggestions")
 async def suggestions(
-    conversation_id: int,
+    conversation_id: RowId,
     hub: HubDep,
     agent: CurrentAgent,
     k: Annotated[int, Query(ge=1, le=20)] = 3,
 ) -> dict[str, Any]:
     """Articles and canned responses for the customer's last messages, best first."""
-    conversation = await hub.store.get_conversation(conversation_id)
-    if conversation is None:
-        raise HTTPException(404, f"conversation {conversation_id} not found")
+    conversation = await visible_conversation(hub, agent, conversation_id)
     texts = [t for t in await hub.store.recent_customer_texts(conversation_id, RECENT) if t]
     query = " ".join(t for t in texts if not t.startswith("/"))
     language = conversation.language

@@ -14,8 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from hub.auth import hash_password, verify_password
-from hub.inbox.deps import AdminAgent, CurrentAgent, HubDep
-from hub.inbox.schemas import Body, agent_view
+from hub.inbox.deps import AdminAgent, CurrentAgent, HubDep, actor
+from hub.inbox.schemas import Body, RowId, agent_view
 from hub.messages import Status
 from hub.store import Agent, LastAdminError
 
@@ -106,13 +106,13 @@ async def create_agent(body: AgentCreateBody, hub: HubDep, admin: AdminAgent) ->
         )
     except IntegrityError as e:  # created meanwhile
         raise HTTPException(409, f"an agent with email {body.email.lower()} exists") from e
-    await hub.store.audit(f"agent:{admin.id}", "agent.created", agent_id=agent.id, role=agent.role)
+    await hub.store.audit(actor(admin), "agent.created", agent_id=agent.id, role=agent.role)
     return full_view(agent)
 
 
 @router.patch("/agents/{agent_id}")
 async def update_agent(
-    agent_id: int, body: AgentPatchBody, hub: HubDep, admin: AdminAgent
+    agent_id: RowId, body: AgentPatchBody, hub: HubDep, admin: AdminAgent
 ) -> dict[str, Any]:
     """Change any of name, role, teams, capacity, active, password. 409 when no active admin
     would be left."""
@@ -131,7 +131,7 @@ async def update_agent(
         raise HTTPException(404, f"agent {agent_id} not found")
     changed = sorted(k for k in body.model_fields_set if k != "password")
     await hub.store.audit(
-        f"agent:{admin.id}",
+        actor(admin),
         "agent.updated",
         agent_id=agent_id,
         changed=[*changed, *(["password"] if password is not None else [])],
@@ -144,7 +144,8 @@ async def update_agent(
 async def update_me(body: MeBody, hub: HubDep, agent: CurrentAgent) -> dict[str, Any]:
     """The caller's own name, inbox language (zh, en or null), presence and password (with
     `current_password`)."""
-    assert agent.id is not None
+    if agent.id is None:
+        raise HTTPException(403, "an API token has no settings of its own")
     fields = body.model_dump(exclude_unset=True)
     for key in ("name", "presence"):
         if key in fields and fields[key] is None:
@@ -162,6 +163,8 @@ async def update_me(body: MeBody, hub: HubDep, agent: CurrentAgent) -> dict[str,
     updated = await hub.store.update_agent(agent.id, **fields) if fields else agent
     if updated is None:
         raise HTTPException(404, "your agent is gone")
+    changed = sorted(body.model_fields_set - {"current_password"})
+    await hub.store.audit(actor(agent), "me.updated", agent_id=agent.id, changed=changed)
     return full_view(updated)
 
 
@@ -196,6 +199,7 @@ async def create_team(body: TeamBody, hub: HubDep, admin: AdminAgent) -> dict[st
         team = await hub.store.create_team(body.name)
     except IntegrityError as e:
         raise HTTPException(409, f"team {body.name!r} exists") from e
+    await hub.store.audit(actor(admin), "team.created", team=team.name)
     return {"name": team.name, "created_at": team.created_at.isoformat()}
 
 
@@ -208,4 +212,5 @@ async def delete_team(name: str, hub: HubDep, admin: AdminAgent) -> Response:
         )
     if not await hub.store.delete_team(name):
         raise HTTPException(404, f"team {name!r} not found")
+    await hub.store.audit(actor(admin), "team.deleted", team=name)
     return Response(status_code=204)

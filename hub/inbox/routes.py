@@ -1,38 +1,68 @@
-"""The inbox API: agents log in, list and read conversations, reply, assign, change status."""
+"""The inbox API: agents log in, list and read conversations, reply, assign, change status.
+
+An agent with teams sees only some conversations (hub.inbox.deps.visibility): the others are
+404 and missing from lists and counts. Designers read conversations but don't change them."""
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 
 from hub.auth import DUMMY_HASH, hash_password, issue_token, needs_rehash, verify_password
 from hub.conversations import message_view
-from hub.inbox.deps import CurrentAgent, HubDep
+from hub.inbox.deps import (
+    CurrentAgent,
+    HubDep,
+    InboxAgent,
+    actor,
+    visibility,
+    visible_conversation,
+)
 from hub.inbox.schemas import (
+    MAX_ID,
     AssignBody,
     LabelsBody,
     LoginBody,
     ReplyBody,
+    RowId,
     StatusBody,
     Token,
     agent_view,
     conversation_view,
 )
 from hub.messages import Reply, Sender, Status, utcnow
-from hub.store import Conversation, ConversationFilter, ConversationRow
+from hub.store import ConversationFilter, ConversationRow
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["inbox"])
 
 
 @router.post("/auth/login")
-async def login(body: LoginBody, hub: HubDep) -> Token:
-    agent = await hub.store.agent_by_email(body.email)
+async def login(body: LoginBody, hub: HubDep, request: Request) -> Token:
+    """A JWT for the agent. Too many failures for an email (or attempts from an IP): 429 with
+    Retry-After, whatever the password (hub.lockout)."""
+    email = body.email.strip().lower()
+    ip = request.client.host if request.client else "unknown"
+    wait = await hub.logins.attempt(email, ip)
+    if wait is not None:
+        raise HTTPException(
+            429, f"too many login attempts: try again in {wait} s", {"Retry-After": str(wait)}
+        )
+    agent = await hub.store.agent_by_email(email)
     if agent is None or not agent.active:
         verify_password(DUMMY_HASH, body.password)  # same time as a wrong password
+        agent = None
+    elif not verify_password(agent.password_hash, body.password):
+        agent = None
+    if agent is None:
+        log.info("login failed for %s from %s", email, ip)
+        if await hub.logins.failed(email):
+            log.warning("login for %s locked after repeated failures (last from %s)", email, ip)
+            await hub.store.audit(f"ip:{ip}"[:64], "login.locked", email=email, ip=ip)
         raise HTTPException(401, "wrong email or password")
-    if not verify_password(agent.password_hash, body.password):
-        raise HTTPException(401, "wrong email or password")
+    await hub.logins.succeeded(email)
     assert agent.id is not None
     if needs_rehash(agent.password_hash):
         await hub.store.set_password_hash(agent.id, hash_password(body.password))
@@ -71,13 +101,22 @@ async def list_conversations(
     for s in statuses:
         if s not in Status.__members__.values():
             raise HTTPException(422, f"unknown status {s!r}; one of: {', '.join(Status)}")
-    where = ConversationFilter(status=statuses, team=team, channel=channel, q=q, label=label)
+    where = ConversationFilter(
+        status=statuses,
+        team=team,
+        channel=channel,
+        q=q,
+        label=label,
+        visible_to=visibility(agent),
+    )
     if assignee == "me":
+        if agent.id is None:
+            raise HTTPException(422, "an API token has no conversations of its own")
         where = ConversationFilter(**{**where.__dict__, "assignee_id": agent.id})
     elif assignee == "none":
         where = ConversationFilter(**{**where.__dict__, "unassigned": True})
     elif assignee:
-        if not assignee.isdigit():
+        if not assignee.isdigit() or int(assignee) > MAX_ID:
             raise HTTPException(422, "assignee is an agent id, `me` or `none`")
         where = ConversationFilter(**{**where.__dict__, "assignee_id": int(assignee)})
     rows, next_cursor = await hub.store.list_conversations(where, cursor, limit)
@@ -93,11 +132,13 @@ async def conversation_counts(
     label: Annotated[str | None, Query(max_length=64)] = None,
 ) -> dict[str, int]:
     """How many conversations have each status; `mine`: open or snoozed ones the caller has."""
-    where = ConversationFilter(team=team, channel=channel, label=label)
+    where = ConversationFilter(
+        team=team, channel=channel, label=label, visible_to=visibility(agent)
+    )
     counts, mine = await hub.store.status_counts(where, agent.id)
     return {
         "pending": counts.get(Status.PENDING, 0),
-        "mine": mine,
+        "mine": mine if agent.id is not None else 0,
         "open": counts.get(Status.OPEN, 0),
         "bot": counts.get(Status.BOT, 0),
         "snoozed": counts.get(Status.SNOOZED, 0),
@@ -111,13 +152,6 @@ async def labels(hub: HubDep, agent: CurrentAgent) -> dict[str, list[str]]:
     return {"items": await hub.store.labels_in_use()}
 
 
-async def _conversation(hub: HubDep, conversation_id: int) -> Conversation:
-    conversation = await hub.store.get_conversation(conversation_id)
-    if conversation is None:
-        raise HTTPException(404, f"conversation {conversation_id} not found")
-    return conversation
-
-
 async def _view(hub: HubDep, conversation_id: int) -> dict[str, Any]:
     row = await hub.store.conversation_row(conversation_id)
     if row is None:
@@ -127,20 +161,21 @@ async def _view(hub: HubDep, conversation_id: int) -> dict[str, Any]:
 
 @router.get("/conversations/{conversation_id}")
 async def get_conversation(
-    conversation_id: int, hub: HubDep, agent: CurrentAgent
+    conversation_id: RowId, hub: HubDep, agent: CurrentAgent
 ) -> dict[str, Any]:
+    await visible_conversation(hub, agent, conversation_id)
     return await _view(hub, conversation_id)
 
 
 @router.get("/conversations/{conversation_id}/messages")
 async def list_messages(
-    conversation_id: int,
+    conversation_id: RowId,
     hub: HubDep,
     agent: CurrentAgent,
-    after: Annotated[int, Query(ge=0, description="only messages with a larger id")] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_ID, description="only messages with a larger id")] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
-    await _conversation(hub, conversation_id)
+    await visible_conversation(hub, agent, conversation_id)
     messages = await hub.store.messages(conversation_id, after, limit + 1)
     more = len(messages) > limit
     messages = messages[:limit]
@@ -152,16 +187,16 @@ async def list_messages(
 
 @router.post("/conversations/{conversation_id}/messages", status_code=201)
 async def reply(
-    conversation_id: int, body: ReplyBody, hub: HubDep, agent: CurrentAgent
+    conversation_id: RowId, body: ReplyBody, hub: HubDep, agent: InboxAgent
 ) -> dict[str, Any]:
     """Send a reply to the customer through the conversation's channel, or keep a private note.
     A public reply means a human has the conversation: it becomes `open` (the bot goes quiet)."""
-    conversation = await _conversation(hub, conversation_id)
-    actor = f"agent:{agent.id}"
+    conversation = await visible_conversation(hub, agent, conversation_id)
+    who = actor(agent)
     if not body.private and conversation.status != Status.OPEN:
         assignee = conversation.assignee_id or agent.id
         conversation = await hub.conversations.transition(
-            conversation, Status.OPEN, actor, reason="agent replied", assignee_id=assignee
+            conversation, Status.OPEN, who, reason="agent replied", assignee_id=assignee
         )
     message, _ = await hub.conversations.post(
         conversation,
@@ -169,14 +204,16 @@ async def reply(
         agent_id=agent.id,
         private=body.private,
     )
+    action = "note" if body.private else "reply"
+    await hub.store.audit(who, action, conversation_id, message_id=message.id)
     return message_view(message)
 
 
 @router.post("/conversations/{conversation_id}/assign")
 async def assign(
-    conversation_id: int, body: AssignBody, hub: HubDep, agent: CurrentAgent
+    conversation_id: RowId, body: AssignBody, hub: HubDep, agent: InboxAgent
 ) -> dict[str, Any]:
-    conversation = await _conversation(hub, conversation_id)
+    conversation = await visible_conversation(hub, agent, conversation_id)
     if body.agent_id is None and body.team is None:
         raise HTTPException(422, "give agent_id, team, or both")
     if body.agent_id is not None:
@@ -184,16 +221,16 @@ async def assign(
         if target is None or not target.active:
             raise HTTPException(422, f"no active agent with id {body.agent_id}")
     await hub.conversations.assign(
-        conversation, f"agent:{agent.id}", agent_id=body.agent_id, team=body.team
+        conversation, actor(agent), agent_id=body.agent_id, team=body.team
     )
     return await _view(hub, conversation_id)
 
 
 @router.post("/conversations/{conversation_id}/status")
 async def set_status(
-    conversation_id: int, body: StatusBody, hub: HubDep, agent: CurrentAgent
+    conversation_id: RowId, body: StatusBody, hub: HubDep, agent: InboxAgent
 ) -> dict[str, Any]:
-    conversation = await _conversation(hub, conversation_id)
+    conversation = await visible_conversation(hub, agent, conversation_id)
     fields: dict[str, Any] = {}
     if body.status == Status.SNOOZED:
         if body.snooze_until is not None:
@@ -207,21 +244,21 @@ async def set_status(
     if body.status == Status.OPEN and conversation.assignee_id is None:
         fields["assignee_id"] = agent.id  # whoever opens it has it
     await hub.conversations.transition(
-        conversation, body.status, f"agent:{agent.id}", reason="agent", **fields
+        conversation, body.status, actor(agent), reason="agent", **fields
     )
     return await _view(hub, conversation_id)
 
 
 @router.put("/conversations/{conversation_id}/labels")
 async def set_labels(
-    conversation_id: int, body: LabelsBody, hub: HubDep, agent: CurrentAgent
+    conversation_id: RowId, body: LabelsBody, hub: HubDep, agent: InboxAgent
 ) -> dict[str, Any]:
     """Replace the conversation's labels (stripped, duplicates dropped, at most 20)."""
-    conversation = await _conversation(hub, conversation_id)
+    conversation = await visible_conversation(hub, agent, conversation_id)
     before = list(conversation.labels)
     updated = await hub.store.update_conversation(conversation_id, labels=body.labels)
-    actor = f"agent:{agent.id}"
-    await hub.store.audit(actor, "labels", conversation_id, source=before, target=body.labels)
+    who = actor(agent)
+    await hub.store.audit(who, "labels", conversation_id, source=before, target=body.labels)
     view = await _view(hub, conversation_id)
     await hub.conversations.publish("conversation.updated", updated, view)
     return view

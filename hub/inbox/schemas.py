@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hub.conversations import message_view
 from hub.messages import Status
 from hub.store import Agent, ConversationRow
+
+# Row ids are INTEGER columns (PostgreSQL's int4): a larger number names no row, and would fail
+# in the database driver (a 500) rather than be looked up, so it is refused as input (422).
+MAX_ID = 2**31 - 1
+RowId = Annotated[int, Path(ge=1, le=MAX_ID)]  # an id in the path: /conversations/{id}
 
 
 class Body(BaseModel):
@@ -33,7 +39,7 @@ class ReplyBody(Body):
 
 
 class AssignBody(Body):
-    agent_id: int | None = None
+    agent_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     team: str | None = Field(default=None, min_length=1, max_length=64)
 
 

@@ -4,6 +4,7 @@ from hub.store.database import Database
 from hub.store.migrate import migrate
 from hub.store.models import (
     Agent,
+    ApiToken,
     AuditLog,
     CannedResponse,
     Contact,
@@ -17,10 +18,14 @@ from hub.store.store import (
     CursorError,
     LastAdminError,
     Store,
+    Visibility,
 )
+from hub.store.tokens import ApiTokens
 
 __all__ = [
     "Agent",
+    "ApiToken",
+    "ApiTokens",
     "AuditLog",
     "CannedResponse",
     "Contact",
@@ -33,5 +38,6 @@ __all__ = [
     "Message",
     "Store",
     "Team",
+    "Visibility",
     "migrate",
 ]

@@ -81,6 +81,9 @@ class Message(SQLModel, table=True):
     channel_message_id: str | None = Field(default=None, max_length=255)
     reply_to_id: int | None = Field(default=None, foreign_key="message.id", index=True)
     private: bool = False
+    # a customer message whose bot turn has not finished (a crash mid-turn leaves it True;
+    # hub.pipeline.Pipeline.recover takes the turn again)
+    turn_pending: bool = Field(default=False, index=True)
     delivery: Delivery | None = Field(default=None, sa_type=String(16), index=True)
     delivery_error: str | None = None
     attempts: int = 0
@@ -121,3 +124,53 @@ class ChannelState(SQLModel, table=True):
     key: str = Field(max_length=255, primary_key=True)
     value: dict[str, Any] = _json()
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Webhook(SQLModel, table=True):
+    """An outgoing webhook subscription: the hub's events of the subscribed types are POSTed to
+    `url`, signed with `secret` (hub/webhooks.py)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    url: str = Field(max_length=2048)
+    events: list[str] = _json(list)  # "message.created", "message.*" or "*"
+    secret: str = Field(max_length=255)
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event on its way to one webhook, stored before the first attempt so that a restart
+    loses nothing: `pending` (with the time of its next attempt), then `sent` or `failed`."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (Index("ix_webhook_delivery_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    webhook_id: int = Field(foreign_key="webhook.id", index=True)
+    event: str = Field(max_length=64)
+    # no foreign key: erasing a conversation deletes its deliveries by this id explicitly
+    conversation_id: int | None = Field(default=None, index=True)
+    payload: dict[str, Any] = _json()  # the JSON body, the same on every attempt
+    status: str = Field(default="pending", max_length=16)  # pending | sent | failed
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_error: str | None = None
+    response_status: int | None = None
+    last_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token for an integration (`kefu_...`), acting with `role`. Only its SHA-256 is
+    stored: the token itself is shown once, when created."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=255)
+    token_hash: str = Field(max_length=64, unique=True)  # sha256 hex of the token
+    role: str = Field(max_length=16)  # admin | agent | designer
+    created_by: str = Field(max_length=64)  # the audit actor who created it
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, true
+from sqlalchemy import false, func, literal, or_, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
@@ -24,6 +24,7 @@ from hub.store.models import (
     Message,
     Team,
 )
+from hub.store.types import UTCDateTime
 
 
 class CursorError(ValueError):
@@ -35,6 +36,31 @@ class LastAdminError(ValueError):
 
 
 @dataclass(frozen=True)
+class Visibility:
+    """The conversations an agent with teams may see: their teams', those without a team and
+    those assigned to them. The one rule, as SQL (`clause`) and for one conversation (`allows`);
+    an agent without teams, or an admin, sees everything and has no Visibility."""
+
+    agent_id: int | None
+    teams: tuple[str, ...]
+
+    def allows(self, conversation: Conversation) -> bool:
+        return (
+            conversation.team is None
+            or conversation.team in self.teams
+            or (self.agent_id is not None and conversation.assignee_id == self.agent_id)
+        )
+
+    def clause(self) -> Any:
+        assigned = col(Conversation.assignee_id) == self.agent_id
+        return or_(
+            col(Conversation.team).is_(None),
+            col(Conversation.team).in_(list(self.teams)),
+            assigned if self.agent_id is not None else false(),
+        )
+
+
+@dataclass(frozen=True)
 class ConversationFilter:
     status: Sequence[str] = ()
     assignee_id: int | None = None
@@ -43,6 +69,7 @@ class ConversationFilter:
     channel: str | None = None
     q: str | None = None
     label: str | None = None
+    visible_to: Visibility | None = None  # None: every conversation
 
 
 @dataclass(frozen=True)
@@ -82,7 +109,7 @@ class Store:
             return (await s.exec(query)).first()
 
     async def record_inbound(
-        self, inbound: Inbound, payload: dict[str, Any]
+        self, inbound: Inbound, payload: dict[str, Any], turn_pending: bool = False
     ) -> tuple[Conversation, Message, bool] | None:
         """Store a customer message with its contact and conversation, in one transaction.
 
@@ -112,6 +139,7 @@ class Store:
                     payload=payload,
                     channel_message_id=inbound.channel_message_id,
                     created_at=inbound.received_at,
+                    turn_pending=turn_pending,
                 )
                 s.add(message)
                 await s.flush()
@@ -196,6 +224,30 @@ class Store:
             )
             return (await s.exec(query)).first()
 
+    async def finish_turn(self, message_id: int) -> None:
+        """The bot's turn for this customer message is over (answered, or nothing to say)."""
+        async with self.db.transaction() as s:
+            message = await s.get(Message, message_id)
+            if message is not None and message.turn_pending:
+                message.turn_pending = False
+                s.add(message)
+
+    async def unfinished_turns(
+        self, before: datetime, limit: int = 100
+    ) -> list[tuple[Message, Contact]]:
+        """Customer messages stored before `before` whose bot turn never finished (the
+        process handling them died), oldest first, with their contact."""
+        async with self.db.read() as s:
+            query = (
+                select(Message, Contact)
+                .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
+                .join(Contact, col(Contact.id) == col(Conversation.contact_id))
+                .where(col(Message.turn_pending).is_(True), col(Message.created_at) < before)
+                .order_by(col(Message.id))
+                .limit(limit)
+            )
+            return [(m, c) for m, c in (await s.exec(query)).all()]
+
     async def replies_to(self, message_id: int) -> list[Message]:
         async with self.db.read() as s:
             query = (
@@ -237,13 +289,20 @@ class Store:
                 delivery=None if private else delivery,
             )
             s.add(message)
-            fresh = await s.get(Conversation, conversation.id)
-            if fresh is not None and not private:
-                fresh.last_message_at = message.created_at
-                if sender == Sender.AGENT and fresh.first_response_at is None:
-                    fresh.first_response_at = message.created_at
-                s.add(fresh)
             await s.flush()
+            if not private:
+                # one UPDATE, no SELECT first: this runs for every reply the bot sends
+                touched: dict[str, Any] = {"last_message_at": message.created_at}
+                if sender == Sender.AGENT:
+                    now = literal(message.created_at, UTCDateTime())
+                    touched["first_response_at"] = func.coalesce(
+                        col(Conversation.first_response_at), now
+                    )
+                await s.exec(
+                    update(Conversation)
+                    .where(col(Conversation.id) == conversation.id)
+                    .values(**touched)
+                )
             return message
 
     async def messages(
@@ -298,15 +357,14 @@ class Store:
             s.add(message)
             return message
 
-    async def undelivered(self, limit: int = 1000) -> list[Message]:
-        """Messages still queued for a channel (the outbox's work after a restart)."""
+    async def undelivered(self, limit: int = 1000, before: datetime | None = None) -> list[Message]:
+        """Messages still queued for a channel (the outbox's work after a restart), stored
+        before `before` if given."""
         async with self.db.read() as s:
-            query = (
-                select(Message)
-                .where(Message.delivery == Delivery.QUEUED)
-                .order_by(col(Message.id))
-                .limit(limit)
-            )
+            query = select(Message).where(Message.delivery == Delivery.QUEUED)
+            if before is not None:
+                query = query.where(col(Message.created_at) < before)
+            query = query.order_by(col(Message.id)).limit(limit)
             return list((await s.exec(query)).all())
 
     # ---- conversations ------------------------------------------------------------------
@@ -371,6 +429,8 @@ class Store:
 
     def _filtered(self, query: Any, where: ConversationFilter) -> Any:
         """`query` (over Conversation joined with Contact) narrowed by `where`."""
+        if where.visible_to is not None:
+            query = query.where(where.visible_to.clause())
         if where.status:
             query = query.where(col(Conversation.status).in_(list(where.status)))
         if where.assignee_id is not None:
@@ -543,6 +603,27 @@ class Store:
     ) -> None:
         async with self.db.transaction() as s:
             s.add(AuditLog(actor=actor, action=action, conversation_id=conversation_id, data=data))
+
+    async def audit_log(
+        self,
+        actor: str | None = None,
+        action: str | None = None,
+        conversation_id: int | None = None,
+        before_id: int | None = None,
+        limit: int = 50,
+    ) -> list[AuditLog]:
+        """Audit rows, newest first, those matching every given filter (ids below `before_id`)."""
+        query = select(AuditLog)
+        if actor is not None:
+            query = query.where(AuditLog.actor == actor)
+        if action is not None:
+            query = query.where(AuditLog.action == action)
+        if conversation_id is not None:
+            query = query.where(AuditLog.conversation_id == conversation_id)
+        if before_id is not None:
+            query = query.where(col(AuditLog.id) < before_id)
+        async with self.db.read() as s:
+            return list((await s.exec(query.order_by(col(AuditLog.id).desc()).limit(limit))).all())
 
     # ---- agents -------------------------------------------------------------------------
 

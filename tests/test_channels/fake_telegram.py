@@ -4,6 +4,7 @@ so the channel is tested over real HTTP (aiogram's own AiohttpSession), not with
     with running_fake(TOKEN) as api:          # api.base is the channel's `api_base`
         api.add_file("file-1", b"...", "photos/file_1.jpg")
         api.fail("sendMessage", 429, "Too Many Requests: retry after 2", retry_after=2)
+        api.slow("sendMessage", 8.0)          # the next call answers after 8 s
         api.push_update({...})                # what the next getUpdates returns (polling)
         api.texts_to(chat_id)                 # what the hub sent, in order
 
@@ -68,6 +69,7 @@ class FakeTelegram:
     calls: list[Call] = field(default_factory=list)
     files: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # file_id -> (data, path)
     failures: dict[str, list[Failure]] = field(default_factory=dict)
+    delays: dict[str, list[float]] = field(default_factory=dict)  # method -> next calls' delays
     updates: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Condition = field(default_factory=threading.Condition)
     closed: bool = False
@@ -94,6 +96,16 @@ class FakeTelegram:
             self.failures.setdefault(method, []).append(
                 Failure(status, description, retry_after, times, after)
             )
+
+    def slow(self, method: str, seconds: float, times: int = 1) -> None:
+        """Answer the next `times` calls of `method` after `seconds` (a slow platform)."""
+        with self.lock:
+            self.delays.setdefault(method, []).extend([seconds] * times)
+
+    def delay(self, method: str) -> float:
+        with self.lock:
+            queued = self.delays.get(method)
+            return queued.pop(0) if queued else 0.0
 
     def push_update(self, update: dict[str, Any]) -> None:
         """Queue an update for getUpdates (polling mode)."""
@@ -264,6 +276,7 @@ def _handler(api: FakeTelegram) -> type[BaseHTTPRequestHandler]:
             call = Call(method, params, time.monotonic(), status=0)  # 0: not answered yet
             with api.lock:
                 api.calls.append(call)
+            time.sleep(api.delay(method))
             status, answer = api.answer(method, params)
             call.status = status
             self.reply(status, answer)

@@ -364,6 +364,17 @@ def test_bad_input_is_a_4xx_never_a_500(slack: Slack) -> None:
     assert slack.send(signed(PATH, b"\xff\xfe{")).status_code in (400, 401)
 
 
+def test_a_signed_event_callback_whose_event_is_null_is_400(slack: Slack) -> None:
+    """Found by fuzzing (test_fuzz_parsers.py): bolt's middleware raised on it, bolt answered
+    500 (and Slack would have retried it)."""
+    body = dm("hello", "null-event")
+    body["event"] = None
+    response = slack.send(signed(PATH, body_of(body)))
+    assert response.status_code == 400, response.text
+    slack.drain()
+    assert slack.conversations() == [] and slack.api.posts() == []
+
+
 def test_socket_mode_without_a_signing_secret_refuses_http(
     api: FakeSlack, make_hub: MakeHub
 ) -> None:

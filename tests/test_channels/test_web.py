@@ -233,6 +233,9 @@ INVALID = {
     "empty text": (json.dumps({"type": "message", "text": ""}), "text"),
     "text over 4000 chars": (json.dumps({"type": "message", "text": "x" * 4001}), "4000"),
     "resume after a non-id": (json.dumps({"type": "resume", "after": "yesterday"}), "after"),
+    # found by fuzzing (test_fuzz_parsers.py): the database driver raised, closing the socket
+    "resume after an id too large": (json.dumps({"type": "resume", "after": 2**70}), "after"),
+    "resume after a negative id": (json.dumps({"type": "resume", "after": -(2**70)}), "after"),
 }
 
 

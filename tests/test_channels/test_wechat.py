@@ -257,6 +257,15 @@ MALFORMED = {
     "a location that isn't one": xml_message(
         "o-x", 1, MsgType="location", Location_X="north", Location_Y="1", MsgId="7"
     ),
+    # found by fuzzing (test_fuzz_parsers.py): each was a 500
+    "a location without coordinates": xml_message("o-x", 1, MsgType="location", MsgId="8"),
+    "a location at NaN": xml_message(
+        "o-x", 1, MsgType="location", Location_X="nan", Location_Y="1", MsgId="9"
+    ),
+    "a repeated element": "<xml><FromUserName>o-x</FromUserName><MsgType>link</MsgType>"
+    "<Title>a</Title><Title>b</Title><MsgId>10</MsgId></xml>",
+    "a nested element": "<xml><FromUserName>o-x</FromUserName><MsgType>location</MsgType>"
+    "<Location_X><a>1</a></Location_X><Location_Y>1</Location_Y><MsgId>11</MsgId></xml>",
     "entity expansion": '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
     '<!ENTITY lol2 "&lol;&lol;&lol;&lol;">]><xml><FromUserName>u</FromUserName>'
     "<MsgType>text</MsgType><Content>&lol2;</Content></xml>",

@@ -204,6 +204,37 @@ def test_unknown_conversation_is_404(api: tuple[TestClient, dict[str, str]]) -> 
     assert client.get("/api/v1/conversations/abc", headers=auth).status_code == 422
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/api/v1/conversations/{big}", None),
+        ("GET", "/api/v1/conversations/{big}/messages", None),
+        ("GET", "/api/v1/conversations/1/messages?after={big}", None),
+        ("GET", "/api/v1/conversations?assignee={big}", None),
+        ("POST", "/api/v1/conversations/{big}/messages", {"text": "x"}),
+        ("POST", "/api/v1/conversations/{big}/status", {"status": "resolved"}),
+        ("POST", "/api/v1/conversations/1/assign", {"agent_id": "{big}"}),
+        ("PUT", "/api/v1/conversations/{big}/labels", {"labels": []}),
+        ("GET", "/api/v1/conversations/{big}/suggestions", None),
+        ("PATCH", "/api/v1/agents/{big}", {"name": "x"}),
+        ("PATCH", "/api/v1/canned/{big}", {"text": "x"}),
+        ("DELETE", "/api/v1/canned/{big}", None),
+    ],
+)
+@pytest.mark.parametrize("big", [2**63, 2**31, -(2**63) - 1])
+def test_an_id_beyond_the_id_columns_is_422_not_500(
+    api: tuple[TestClient, dict[str, str]], method: str, path: str, body: Any, big: int
+) -> None:
+    """Found by fuzzing the API (test_fuzz_api.py): the driver raised OverflowError (SQLite)
+    or DataError (PostgreSQL's int4) for an id no row can have."""
+    client, auth = api
+    customer_says(client, "ida", "hi")
+    if body is not None:
+        body = {k: big if v == "{big}" else v for k, v in body.items()}
+    r = client.request(method, path.format(big=big), json=body, headers=auth)
+    assert r.status_code == 422, r.text
+
+
 def test_not_json_and_oversized_bodies(api: tuple[TestClient, dict[str, str]]) -> None:
     client, _ = api
     r = client.post(

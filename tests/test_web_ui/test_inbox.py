@@ -149,7 +149,7 @@ def test_customer_and_agent_at_the_same_time(server: str, browser: Browser, tmp_
     expect(reply).to_have_value("Thank you for waiting!")
     reply.fill("Hi, this is Lin. Let me check your order.")
     agent.get_by_test_id("reply-send").click()
-    mine = agent.locator("[data-testid=message][data-sender=agent]")
+    mine = agent.locator("[data-testid=message][data-sender=agent]:not(.private)")
     expect(mine).to_have_count(1)
     from_agent = customer.locator("[data-testid=kefu-message][data-sender=agent]")
     expect(from_agent).to_have_count(1)
