@@ -227,10 +227,11 @@ class Store:
     async def finish_turn(self, message_id: int) -> None:
         """The bot's turn for this customer message is over (answered, or nothing to say)."""
         async with self.db.transaction() as s:
-            message = await s.get(Message, message_id)
-            if message is not None and message.turn_pending:
-                message.turn_pending = False
-                s.add(message)
+            await s.exec(
+                update(Message)
+                .where(col(Message.id) == message_id, col(Message.turn_pending).is_(True))
+                .values(turn_pending=False)
+            )
 
     async def unfinished_turns(
         self, before: datetime, limit: int = 100
