@@ -403,8 +403,10 @@ class Hub:
             feed = self.bus.subscribe()
             try:
                 async for event in feed:
+                    if event.type != RELAY:
+                        continue  # the agents' events: not for channels
                     channel = self.channels.get(event.data.get("channel", ""))
-                    if event.type == RELAY and channel is not None:
+                    if channel is not None:
                         try:
                             await channel.on_relay(event.data)
                         except Exception:

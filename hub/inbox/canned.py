@@ -10,7 +10,7 @@ from pydantic import Field
 from sqlalchemy.exc import IntegrityError
 
 from hub.inbox.deps import AdminAgent, CurrentAgent, HubDep, actor
-from hub.inbox.schemas import Body, RowId
+from hub.inbox.schemas import Body, RowId, patch_fields
 from hub.store import CannedResponse
 
 router = APIRouter(prefix="/api/v1", tags=["canned responses"])
@@ -52,10 +52,7 @@ async def create_canned(body: CannedBody, hub: HubDep, admin: AdminAgent) -> dic
 async def update_canned(
     canned_id: RowId, body: CannedPatchBody, hub: HubDep, admin: AdminAgent
 ) -> dict[str, Any]:
-    fields = body.model_dump(exclude_unset=True)
-    for key, value in fields.items():
-        if value is None:
-            raise HTTPException(422, f"{key} can't be null")
+    fields = patch_fields(body)
     try:
         canned = await hub.store.update_canned(canned_id, **fields)
     except IntegrityError as e:

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hub.auth import hash_password, verify_password
 from hub.inbox.deps import AdminAgent, CurrentAgent, HubDep, actor
-from hub.inbox.schemas import Body, RowId, agent_view
+from hub.inbox.schemas import Body, RowId, agent_view, patch_fields
 from hub.messages import Status
 from hub.store import Agent, LastAdminError
 
@@ -116,10 +116,7 @@ async def update_agent(
 ) -> dict[str, Any]:
     """Change any of name, role, teams, capacity, active, password. 409 when no active admin
     would be left."""
-    fields = body.model_dump(exclude_unset=True)
-    for key in ("name", "role", "capacity", "active", "teams"):
-        if key in fields and fields[key] is None:
-            raise HTTPException(422, f"{key} can't be null")
+    fields = patch_fields(body, nullable={"password"})
     password = fields.pop("password", None)
     if password is not None:
         fields["password_hash"] = await run_in_threadpool(hash_password, password)
@@ -146,10 +143,7 @@ async def update_me(body: MeBody, hub: HubDep, agent: CurrentAgent) -> dict[str,
     `current_password`)."""
     if agent.id is None:
         raise HTTPException(403, "an API token has no settings of its own")
-    fields = body.model_dump(exclude_unset=True)
-    for key in ("name", "presence"):
-        if key in fields and fields[key] is None:
-            raise HTTPException(422, f"{key} can't be null")
+    fields = patch_fields(body, nullable={"language", "password", "current_password"})
     current = fields.pop("current_password", None)
     password = fields.pop("password", None)
     if password is not None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Path
+from fastapi import HTTPException, Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hub.conversations import message_view
@@ -21,6 +22,15 @@ RowId = Annotated[int, Path(ge=1, le=MAX_ID)]  # an id in the path: /conversatio
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def patch_fields(body: BaseModel, nullable: Collection[str] = ()) -> dict[str, Any]:
+    """What a PATCH body sets; 422 for a field set to null that can't be (`nullable` can)."""
+    fields = body.model_dump(exclude_unset=True)
+    for key, value in fields.items():
+        if value is None and key not in nullable:
+            raise HTTPException(422, f"{key} can't be null")
+    return fields
 
 
 class LoginBody(Body):

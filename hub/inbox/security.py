@@ -9,7 +9,8 @@ from pydantic import Field
 
 from hub.inbox.deps import AdminAgent, HubDep, actor
 from hub.inbox.schemas import MAX_ID, Body, RowId
-from hub.store import ApiToken, ApiTokens, AuditLog
+from hub.personal_data import audit_view
+from hub.store import ApiToken, ApiTokens
 
 router = APIRouter(prefix="/api/v1", tags=["security"])
 
@@ -57,17 +58,6 @@ async def revoke_token(token_id: RowId, hub: HubDep, admin: AdminAgent) -> Respo
         raise HTTPException(404, f"API token {token_id} not found")
     await hub.store.audit(actor(admin), "token.revoked", token_id=token_id)
     return Response(status_code=204)
-
-
-def audit_view(row: AuditLog) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "actor": row.actor,
-        "action": row.action,
-        "conversation_id": row.conversation_id,
-        "data": row.data,
-        "created_at": row.created_at.isoformat(),
-    }
 
 
 @router.get("/audit")

@@ -13,7 +13,7 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import Field, field_validator
 
 from hub.inbox.deps import AdminAgent, HubDep, actor
-from hub.inbox.schemas import MAX_ID, Body, RowId
+from hub.inbox.schemas import MAX_ID, Body, RowId, patch_fields
 from hub.store.models import Webhook, WebhookDelivery
 from hub.webhooks import EVENT_PATTERN
 
@@ -136,10 +136,7 @@ async def update_webhook(
     webhook_id: RowId, body: WebhookPatchBody, hub: HubDep, admin: AdminAgent
 ) -> dict[str, Any]:
     """Change any of url, events, secret, active (false: nothing more is sent)."""
-    fields = body.model_dump(exclude_unset=True)
-    for key, value in fields.items():
-        if value is None:
-            raise HTTPException(422, f"{key} can't be null")
+    fields = patch_fields(body)
     webhook = await hub.webhooks.store.update(webhook_id, **fields)
     if webhook is None:
         raise HTTPException(404, f"webhook {webhook_id} not found")
