@@ -5,14 +5,14 @@ so every change is stored, audited and published the same way."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hub.messages import Delivery, Event, Handoff, Outbound, Reply, Sender, Status, utcnow
 from hub.outbox import Outbox
 from hub.ports import Bus, Channel
 from hub.status import check_transition
-from hub.store import Conversation, Message, Store
+from hub.store import Conversation, Draft, Message, Store
 from hub.texts import text
 
 SHOWN = frozenset({"buttons", "attachments", "nlu", "bot"})  # message_view's own keys
@@ -69,34 +69,81 @@ class Conversations:
         """Store a message and send it: through the outbox, or `inline` in the HTTP response
         to the customer's message (the caller delivers it). A private note is never sent.
         Returns the stored message and, unless private, what goes to the channel."""
+        _, [posted] = await self.post_all(
+            conversation,
+            [reply],
+            reply_to=reply_to,
+            agent_id=agent_id,
+            private=private,
+            inline=inline,
+            recipient_id=recipient_id,
+        )
+        return posted
+
+    async def post_all(
+        self,
+        conversation: Conversation,
+        replies: Sequence[Reply],
+        *,
+        fields: Mapping[str, Any] | None = None,
+        reply_to: Message | None = None,
+        agent_id: int | None = None,
+        private: bool = False,
+        inline: bool = False,
+        recipient_id: str | None = None,
+    ) -> tuple[Conversation, list[tuple[Message, Outbound | None]]]:
+        """`post` for several replies, stored with the conversation's changed `fields` in one
+        transaction (a bot turn). Returns the conversation as it is now, and each posted
+        message with what goes to the channel."""
+        fields = dict(fields or {})
+        language = fields.get("language", conversation.language)
+        drafts = [
+            self.draft(conversation.channel, reply, language, reply_to, agent_id, private, inline)
+            for reply in replies
+        ]
+        conversation, messages = await self.store.add_messages(conversation, drafts, **fields)
+        posted: list[tuple[Message, Outbound | None]] = []
+        for message in messages:
+            await self.publish("message.created", conversation, message_view(message))
+            if private:
+                posted.append((message, None))
+                continue
+            outbound = await self.outbound(message, recipient_id)
+            if not inline:
+                self.outbox.enqueue(outbound)
+            posted.append((message, outbound))
+        return conversation, posted
+
+    def draft(
+        self,
+        channel_name: str,
+        reply: Reply,
+        language: str | None,
+        reply_to: Message | None,
+        agent_id: int | None,
+        private: bool,
+        inline: bool,
+    ) -> Draft:
         payload: dict[str, Any] = {}
         body = reply.text
         if reply.buttons:
             payload["buttons"] = [b.model_dump() for b in reply.buttons]
-            channel = self.channels.get(conversation.channel)
+            channel = self.channels.get(channel_name)
             if channel is not None and not channel.capabilities.buttons:
-                body = self.numbered(reply, conversation.language)
+                body = self.numbered(reply, language)
         if reply.attachments:
             payload["attachments"] = [a.model_dump(mode="json") for a in reply.attachments]
         if reply.meta:
             payload["bot"] = reply.meta
-        message = await self.store.add_message(
-            conversation,
+        return Draft(
             reply.sender,
             body,
-            payload=payload,
+            payload,
             agent_id=agent_id,
             reply_to_id=reply_to.id if reply_to else None,
             private=private,
             delivery=Delivery.SENT if inline else Delivery.QUEUED,
         )
-        await self.publish("message.created", conversation, message_view(message))
-        if private:
-            return message, None
-        outbound = await self.outbound(message, recipient_id)
-        if not inline:
-            self.outbox.enqueue(outbound)
-        return message, outbound
 
     def numbered(self, reply: Reply, language: str | None) -> str:
         """Buttons as numbered options, for a channel that can only show text; the pipeline

@@ -1,6 +1,6 @@
 """The one path: a customer's message in, the bot's answer or a human out.
 
-    dedupe -> understand -> store -> who speaks? -> bot turn (flows, fallback) -> replies | handoff
+    understand -> store (dedupe) -> who speaks? -> bot turn (flows, fallback) -> replies | handoff
 
 Read `Pipeline.receive` top to bottom; everything it calls is one step of that line.
 """
@@ -53,12 +53,7 @@ class Pipeline:
         while a human has the conversation); `on_stored` is told the message id once stored."""
         # One conversation's messages are handled one at a time, in order.
         async with self.locks.hold((inbound.channel, inbound.sender_id)):
-            # 1. A redelivery stores nothing new and gets the first answer again.
-            seen = await self.find_duplicate(inbound)
-            if seen is not None:
-                return await self.answered_before(seen, inbound, on_stored)
-
-            # 2. Understand it, and store it with what was understood.
+            # 1-2. Understand it, and store it with what was understood.
             understanding = understand(inbound, self.classifier)
             payload = {**inbound.payload, "nlu": understanding.model_dump(mode="json")}
             if inbound.postback:
@@ -67,7 +62,9 @@ class Pipeline:
                 payload["attachments"] = [a.model_dump(mode="json") for a in inbound.attachments]
             turn_pending = not inbound.automated
             recorded = await self.store.record_inbound(inbound, payload, turn_pending)
-            if recorded is None:  # the same message raced in through another process
+            if recorded is None:
+                # A redelivery (its channel message id is stored) stores nothing new and gets
+                # the first answer again. Found by the insert, not by a query before it.
                 seen = await self.find_duplicate(inbound)
                 assert seen is not None
                 return await self.answered_before(seen, inbound, on_stored)
@@ -261,16 +258,17 @@ class Pipeline:
         fields: dict[str, Any] = {"flow_state": state}
         if language != conversation.language:
             fields["language"] = language
-        conversation = await self.store.update_conversation(conversation.id, **fields)
+        conversation, posted = await self.conversations.post_all(
+            conversation,
+            turn.replies,
+            fields=fields,
+            reply_to=message,
+            inline=inline,
+            recipient_id=recipient_id,
+        )
         for action, data in turn.events:
             await self.store.audit("bot", action, conversation.id, **data)
-        replies = []
-        for reply in turn.replies:
-            _, sent = await self.conversations.post(
-                conversation, reply, reply_to=message, inline=inline, recipient_id=recipient_id
-            )
-            if sent is not None:
-                replies.append(sent)
+        replies = [sent for _, sent in posted if sent is not None]
         if turn.handoff is not None:
             self.metrics.handoff(conversation.channel, turn.handoff.reason)
             _, notice = await self.conversations.handoff(

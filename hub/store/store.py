@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import false, func, literal, or_, true, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from hub.messages import Delivery, Inbound, Kind, Sender, Status, utcnow
 from hub.store.database import Database, is_sqlite
@@ -73,6 +73,20 @@ class ConversationFilter:
 
 
 @dataclass(frozen=True)
+class Draft:
+    """An outgoing message to store (`Store.add_messages`)."""
+
+    sender: Sender
+    text: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    kind: Kind = Kind.TEXT
+    agent_id: int | None = None
+    reply_to_id: int | None = None
+    private: bool = False
+    delivery: Delivery | None = Delivery.QUEUED
+
+
+@dataclass(frozen=True)
 class ConversationRow:
     """A conversation with what a list shows beside it."""
 
@@ -102,11 +116,10 @@ class Store:
     # ---- the customer's side ------------------------------------------------------------
 
     async def find_inbound(self, channel: str, channel_message_id: str) -> Message | None:
-        async with self.db.read() as s:
-            query = select(Message).where(
-                Message.channel == channel, Message.channel_message_id == channel_message_id
-            )
-            return (await s.exec(query)).first()
+        query = select(Message).where(
+            Message.channel == channel, Message.channel_message_id == channel_message_id
+        )
+        return await self.db.run(lambda s: s.exec(query).first(), write=False)
 
     async def record_inbound(
         self, inbound: Inbound, payload: dict[str, Any], turn_pending: bool = False
@@ -115,35 +128,38 @@ class Store:
 
         Returns (conversation, message, conversation_created), or None when the channel
         message id was already stored (a redelivery that raced past `find_inbound`)."""
-        try:
-            async with self.db.transaction() as s:
-                contact = await self._contact(s, inbound)
-                conversation = await self._conversation_for(s, inbound, contact)
-                created = conversation is None
-                if conversation is None:
-                    assert contact.id is not None
-                    conversation = Conversation(
-                        contact_id=contact.id, channel=inbound.channel, language=contact.language
-                    )
-                conversation.last_message_at = utcnow()
-                s.add(conversation)
-                await s.flush()
-                assert conversation.id is not None
-                message = Message(
-                    conversation_id=conversation.id,
-                    channel=inbound.channel,
-                    direction="in",
-                    sender_type=Sender.CONTACT,
-                    kind=inbound.kind,
-                    text=inbound.text,
-                    payload=payload,
-                    channel_message_id=inbound.channel_message_id,
-                    created_at=inbound.received_at,
-                    turn_pending=turn_pending,
+
+        def record(s: Session) -> tuple[Conversation, Message, bool]:
+            contact = self._contact(s, inbound)
+            conversation = self._conversation_for(s, inbound, contact)
+            created = conversation is None
+            if conversation is None:
+                assert contact.id is not None
+                conversation = Conversation(
+                    contact_id=contact.id, channel=inbound.channel, language=contact.language
                 )
-                s.add(message)
-                await s.flush()
-                return conversation, message, created
+            conversation.last_message_at = utcnow()
+            s.add(conversation)
+            s.flush()
+            assert conversation.id is not None
+            message = Message(
+                conversation_id=conversation.id,
+                channel=inbound.channel,
+                direction="in",
+                sender_type=Sender.CONTACT,
+                kind=inbound.kind,
+                text=inbound.text,
+                payload=payload,
+                channel_message_id=inbound.channel_message_id,
+                created_at=inbound.received_at,
+                turn_pending=turn_pending,
+            )
+            s.add(message)
+            s.flush()
+            return conversation, message, created
+
+        try:
+            return await self.db.run(record)
         except IntegrityError:
             if inbound.channel_message_id and await self.find_inbound(
                 inbound.channel, inbound.channel_message_id
@@ -151,13 +167,13 @@ class Store:
                 return None
             raise
 
-    async def _conversation_for(
-        self, s: Any, inbound: Inbound, contact: Contact
+    def _conversation_for(
+        self, s: Session, inbound: Inbound, contact: Contact
     ) -> Conversation | None:
         """The conversation a customer message goes to (None: a new one): the one the
         channel's threading named, when it is on this channel; else the contact's latest."""
         if inbound.conversation_id is not None:
-            named = await s.get(Conversation, inbound.conversation_id)
+            named = s.get(Conversation, inbound.conversation_id)
             if named is not None and named.channel == inbound.channel:
                 return named
         if inbound.new_conversation:
@@ -167,13 +183,13 @@ class Store:
             .where(Conversation.contact_id == contact.id)
             .order_by(col(Conversation.id).desc())
         )
-        return (await s.exec(query)).first()
+        return s.exec(query).first()
 
-    async def _contact(self, s: Any, inbound: Inbound) -> Contact:
+    def _contact(self, s: Session, inbound: Inbound) -> Contact:
         query = select(Contact).where(
             Contact.channel == inbound.channel, Contact.external_id == inbound.sender_id
         )
-        contact = (await s.exec(query)).first()
+        contact = s.exec(query).first()
         if contact is None:
             contact = Contact(
                 channel=inbound.channel,
@@ -182,7 +198,7 @@ class Store:
                 language=inbound.language,
             )
             s.add(contact)
-            await s.flush()
+            s.flush()
         elif inbound.sender_name and contact.name != inbound.sender_name:
             contact.name = inbound.sender_name
             s.add(contact)
@@ -194,44 +210,47 @@ class Store:
         return message.conversation_id if message is not None else None
 
     async def load_state(self, channel: str, key: str) -> dict[str, Any] | None:
-        async with self.db.read() as s:
-            row = await s.get(ChannelState, (channel, key))
+        def load(s: Session) -> dict[str, Any] | None:
+            row = s.get(ChannelState, (channel, key))
             return dict(row.value) if row is not None else None
 
+        return await self.db.run(load, write=False)
+
     async def save_state(self, channel: str, key: str, value: dict[str, Any]) -> None:
+
+        def save(s: Session) -> None:
+            row = s.get(ChannelState, (channel, key))
+            if row is None:
+                row = ChannelState(channel=channel, key=key, value=value)
+            else:
+                row.value, row.updated_at = value, utcnow()
+            s.add(row)
+
         for attempt in (1, 2):  # another process may insert the same key first: then update
             try:
-                async with self.db.transaction() as s:
-                    row = await s.get(ChannelState, (channel, key))
-                    if row is None:
-                        row = ChannelState(channel=channel, key=key, value=value)
-                    else:
-                        row.value, row.updated_at = value, utcnow()
-                    s.add(row)
-                return
+                return await self.db.run(save)
             except IntegrityError:
                 if attempt == 2:
                     raise
 
     async def contact_conversation(self, channel: str, external_id: str) -> Conversation | None:
         """The contact's current (latest) conversation on a channel, if any."""
-        async with self.db.read() as s:
-            query = (
-                select(Conversation)
-                .join(Contact, col(Contact.id) == col(Conversation.contact_id))
-                .where(Contact.channel == channel, Contact.external_id == external_id)
-                .order_by(col(Conversation.id).desc())
-            )
-            return (await s.exec(query)).first()
+        query = (
+            select(Conversation)
+            .join(Contact, col(Contact.id) == col(Conversation.contact_id))
+            .where(Contact.channel == channel, Contact.external_id == external_id)
+            .order_by(col(Conversation.id).desc())
+        )
+        return await self.db.run(lambda s: s.exec(query).first(), write=False)
 
     async def finish_turn(self, message_id: int) -> None:
         """The bot's turn for this customer message is over (answered, or nothing to say)."""
-        async with self.db.transaction() as s:
-            await s.exec(
-                update(Message)
-                .where(col(Message.id) == message_id, col(Message.turn_pending).is_(True))
-                .values(turn_pending=False)
-            )
+        finish = (
+            update(Message)
+            .where(col(Message.id) == message_id, col(Message.turn_pending).is_(True))
+            .values(turn_pending=False)
+        )
+        await self.db.run(lambda s: s.exec(finish))
 
     async def unfinished_turns(
         self, before: datetime, limit: int = 100
@@ -250,13 +269,12 @@ class Store:
             return [(m, c) for m, c in (await s.exec(query)).all()]
 
     async def replies_to(self, message_id: int) -> list[Message]:
-        async with self.db.read() as s:
-            query = (
-                select(Message)
-                .where(Message.reply_to_id == message_id, col(Message.private).is_(False))
-                .order_by(col(Message.id))
-            )
-            return list((await s.exec(query)).all())
+        query = (
+            select(Message)
+            .where(Message.reply_to_id == message_id, col(Message.private).is_(False))
+            .order_by(col(Message.id))
+        )
+        return await self.db.run(lambda s: list(s.exec(query).all()), write=False)
 
     # ---- messages -----------------------------------------------------------------------
 
@@ -275,36 +293,60 @@ class Store:
     ) -> Message:
         """Store an outgoing message (bot, agent, system) or a private note."""
         assert conversation.id is not None
-        async with self.db.transaction() as s:
-            message = Message(
-                conversation_id=conversation.id,
-                channel=conversation.channel,
-                direction="out",
-                sender_type=sender,
-                agent_id=agent_id,
-                kind=kind,
-                text=text,
-                payload=payload or {},
-                reply_to_id=reply_to_id,
-                private=private,
-                delivery=None if private else delivery,
-            )
-            s.add(message)
-            await s.flush()
-            if not private:
-                # one UPDATE, no SELECT first: this runs for every reply the bot sends
-                touched: dict[str, Any] = {"last_message_at": message.created_at}
-                if sender == Sender.AGENT:
-                    now = literal(message.created_at, UTCDateTime())
-                    touched["first_response_at"] = func.coalesce(
-                        col(Conversation.first_response_at), now
-                    )
-                await s.exec(
+        draft = Draft(sender, text, payload or {}, kind, agent_id, reply_to_id, private, delivery)
+        _, [message] = await self.add_messages(conversation, [draft])
+        return message
+
+    async def add_messages(
+        self, conversation: Conversation, drafts: Sequence[Draft], **fields: Any
+    ) -> tuple[Conversation, list[Message]]:
+        """Store outgoing messages and set the conversation's `fields`, in one transaction (a
+        bot turn's replies and where the bot is now). Returns the conversation as stored
+        afterwards, and the messages in order."""
+        conversation_id = conversation.id
+        assert conversation_id is not None
+
+        def add(s: Session) -> tuple[Conversation, list[Message]]:
+            messages = [
+                Message(
+                    conversation_id=conversation_id,
+                    channel=conversation.channel,
+                    direction="out",
+                    sender_type=d.sender,
+                    agent_id=d.agent_id,
+                    kind=d.kind,
+                    text=d.text,
+                    payload=d.payload,
+                    reply_to_id=d.reply_to_id,
+                    private=d.private,
+                    delivery=None if d.private else d.delivery,
+                )
+                for d in drafts
+            ]
+            s.add_all(messages)
+            s.flush()
+            touched = dict(fields)
+            shown = [m for m in messages if not m.private]
+            if shown:
+                touched["last_message_at"] = shown[-1].created_at
+            if any(m.sender_type == Sender.AGENT for m in shown):
+                first = next(m for m in shown if m.sender_type == Sender.AGENT)
+                now = literal(first.created_at, UTCDateTime())
+                touched["first_response_at"] = func.coalesce(
+                    col(Conversation.first_response_at), now
+                )
+            if touched:  # one UPDATE, no SELECT first
+                s.exec(
                     update(Conversation)
-                    .where(col(Conversation.id) == conversation.id)
+                    .where(col(Conversation.id) == conversation_id)
                     .values(**touched)
                 )
-            return message
+            stored = s.get(Conversation, conversation_id)
+            if stored is None:
+                raise LookupError(f"conversation {conversation_id} not found")
+            return stored, messages
+
+        return await self.db.run(add)
 
     async def messages(
         self, conversation_id: int, after_id: int = 0, limit: int = 100, private: bool = True
@@ -319,21 +361,21 @@ class Store:
             return list((await s.exec(query)).all())
 
     async def get_message(self, message_id: int) -> Message | None:
-        async with self.db.read() as s:
-            return await s.get(Message, message_id)
+        return await self.db.run(lambda s: s.get(Message, message_id), write=False)
 
     async def update_inbound(
         self, channel: str, channel_message_id: str, **payload: Any
     ) -> Message | None:
         """Merge `payload` into a stored inbound message's payload; `text=` (a key of it)
         replaces the text, the first text kept as `payload["original_text"]`."""
-        async with self.db.transaction() as s:
-            query = select(Message).where(
-                Message.channel == channel,
-                Message.channel_message_id == channel_message_id,
-                Message.direction == "in",
-            )
-            message = (await s.exec(query)).first()
+        query = select(Message).where(
+            Message.channel == channel,
+            Message.channel_message_id == channel_message_id,
+            Message.direction == "in",
+        )
+
+        def merge(s: Session) -> Message | None:
+            message = s.exec(query).first()
             if message is None:
                 return None
             merged = dict(message.payload)
@@ -345,11 +387,13 @@ class Store:
             s.add(message)
             return message
 
+        return await self.db.run(merge)
+
     async def set_delivery(
         self, message_id: int, delivery: Delivery, error: str | None = None
     ) -> Message | None:
-        async with self.db.transaction() as s:
-            message = await s.get(Message, message_id)
+        def mark(s: Session) -> Message | None:
+            message = s.get(Message, message_id)
             if message is None:
                 return None
             message.delivery = delivery
@@ -357,6 +401,8 @@ class Store:
             message.attempts += 1
             s.add(message)
             return message
+
+        return await self.db.run(mark)
 
     async def undelivered(self, limit: int = 1000, before: datetime | None = None) -> list[Message]:
         """Messages still queued for a channel (the outbox's work after a restart), stored
@@ -371,22 +417,22 @@ class Store:
     # ---- conversations ------------------------------------------------------------------
 
     async def get_conversation(self, conversation_id: int) -> Conversation | None:
-        async with self.db.read() as s:
-            return await s.get(Conversation, conversation_id)
+        return await self.db.run(lambda s: s.get(Conversation, conversation_id), write=False)
 
     async def get_contact(self, contact_id: int) -> Contact | None:
-        async with self.db.read() as s:
-            return await s.get(Contact, contact_id)
+        return await self.db.run(lambda s: s.get(Contact, contact_id), write=False)
 
     async def update_conversation(self, conversation_id: int, **fields: Any) -> Conversation:
-        async with self.db.transaction() as s:
-            conversation = await s.get(Conversation, conversation_id)
+        def change(s: Session) -> Conversation:
+            conversation = s.get(Conversation, conversation_id)
             if conversation is None:
                 raise LookupError(f"conversation {conversation_id} not found")
             for name, value in fields.items():
                 setattr(conversation, name, value)
             s.add(conversation)
             return conversation
+
+        return await self.db.run(change)
 
     async def list_conversations(
         self, where: ConversationFilter, cursor: str | None = None, limit: int = 25
@@ -463,14 +509,19 @@ class Store:
         return query
 
     async def conversation_row(self, conversation_id: int) -> ConversationRow | None:
+        # one statement for both rows: a conversation being deleted (retention, erasure) is
+        # either read whole or not at all
+        query = (
+            select(Conversation, Contact)
+            .join(Contact, col(Contact.id) == col(Conversation.contact_id))
+            .where(col(Conversation.id) == conversation_id)
+        )
         async with self.db.read() as s:
-            conversation = await s.get(Conversation, conversation_id)
-            if conversation is None:
+            pair = (await s.exec(query)).first()
+            if pair is None:
                 return None
-            contact = await s.get(Contact, conversation.contact_id)
-            assert contact is not None
             latest = await self._last_messages(s, [conversation_id])
-            return ConversationRow(conversation, contact, latest.get(conversation_id))
+            return ConversationRow(pair[0], pair[1], latest.get(conversation_id))
 
     async def _last_messages(self, s: Any, ids: list[int]) -> dict[int, Message]:
         if not ids:
@@ -602,8 +653,8 @@ class Store:
     async def audit(
         self, actor: str, action: str, conversation_id: int | None = None, **data: Any
     ) -> None:
-        async with self.db.transaction() as s:
-            s.add(AuditLog(actor=actor, action=action, conversation_id=conversation_id, data=data))
+        row = AuditLog(actor=actor, action=action, conversation_id=conversation_id, data=data)
+        await self.db.run(lambda s: s.add(row))
 
     async def audit_log(
         self,
