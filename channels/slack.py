@@ -16,7 +16,8 @@ recipient), so a reply, an agent's message and a retry after a restart all find 
 bolt verifies every request (HMAC of the raw body, 5-minute clock window), answers
 url_verification and drops our own bot's events. The rest is ours: Slack's retries are dropped
 by event id (bolt doesn't dedupe them), other bots are ignored so two bots can't loop, and the
-work runs after the acknowledgement, because Slack gives up on an answer after 3 seconds.
+answer comes once the message is stored (503 when the hub can't store it, so Slack delivers it
+again), with the bot's turn after it, because Slack gives up on an answer after 3 seconds.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import builtins
 import contextlib
 import hashlib
 import hmac
+import json
 import logging
 import re
 import time
@@ -49,9 +51,10 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.background import BackgroundTask
 
+from channels import stored as handed_over
 from channels.base import Capabilities, Channel, ChannelConfigError, DeliveryError
 from hub.messages import Attachment, Inbound, Kind, Outbound
-from hub.ports import MediaTooLarge
+from hub.ports import MediaTooLarge, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +136,19 @@ class SeenEvents:
             return False
         self._expiry[event_id] = now + self.ttl
         return True
+
+    def forget(self, event_id: str) -> None:
+        """Its next delivery is taken (the hub could not take this one)."""
+        self._expiry.pop(event_id, None)
+
+
+def event_id(body: bytes) -> str:
+    """The Events API body's event_id ("" for interactivity's form bodies and the unreadable)."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return ""
+    return str(parsed.get("event_id") or "") if isinstance(parsed, dict) else ""
 
 
 # ---- text both ways ----------------------------------------------------------------------
@@ -286,6 +302,7 @@ class FileRefused(Exception):
 
 class SlackChannel(Channel):
     type: ClassVar[str] = "slack"
+    STORE_WAIT_SECONDS = 2.5  # for the event's message to be stored (Slack waits 3 s in all)
     capabilities: ClassVar[Capabilities] = Capabilities(
         buttons=True,
         images=True,
@@ -391,7 +408,17 @@ class SlackChannel(Channel):
             reason = request.headers.get("x-slack-retry-reason")
             log.info("slack %s: Slack's retry %s (%s)", self.name, retry, reason)
         if work:
-            response.background = BackgroundTask(self._run, work)
+            # Answered once the message is stored: when the hub can't store it (its database
+            # down), 503, and Slack delivers the event again. Slack waits 3 s for the answer;
+            # the turn goes on after it, in the request's background (a graceful shutdown
+            # waits for it).
+            task, stored = handed_over.start(self._run(work))
+            try:
+                await handed_over.until_stored(task, stored, self.STORE_WAIT_SECONDS)
+            except Unavailable:
+                self.seen.forget(event_id(await request.body()))
+                raise
+            response.background = BackgroundTask(asyncio.wait, {task})
         return response
 
     def _unreadable(self, headers: Mapping[str, str], body: bytes, error: Exception) -> Response:
@@ -458,6 +485,10 @@ class SlackChannel(Channel):
         for job in jobs:
             try:
                 await job()
+            except Unavailable as e:  # the webhook waiting for it answers 503: all again
+                if not handed_over.mark_failed(e):
+                    log.warning("slack %s: an event was not handled: %s", self.name, e)
+                return
             except Exception:  # Slack has its 200 already: log, and let the next job run
                 log.exception("slack %s: handling an event failed", self.name)
 
@@ -547,7 +578,7 @@ class SlackChannel(Channel):
             sender_name=await self._user_name(event.get("user")),
             payload=payload,
         )
-        await self.receiver.receive(inbound)
+        await self.receiver.receive(inbound, on_stored=handed_over.mark_stored)
 
     async def _take_follow_up(
         self, body: Body, event: Body, place: Place, bot_user_id: str | None
@@ -587,7 +618,7 @@ class SlackChannel(Channel):
             sender_name=await self._user_name(user.get("id"), user.get("name")),
             payload={"slack": {"team": team, "channel": channel, "message_ts": message_ts}},
         )
-        await self.receiver.receive(inbound)
+        await self.receiver.receive(inbound, on_stored=handed_over.mark_stored)
 
     async def _user_name(self, user_id: str | None, fallback: str | None = None) -> str | None:
         """The name the customer shows in Slack (users.info, remembered); None on failure."""

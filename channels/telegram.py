@@ -23,7 +23,6 @@ import asyncio
 import base64
 import builtins
 import contextlib
-import contextvars
 import hashlib
 import hmac
 import io
@@ -65,6 +64,7 @@ from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from channels import stored as handed_over
 from channels.base import Capabilities, Channel, ChannelConfigError, DeliveryError
 from hub.messages import Attachment, Button, Inbound, Kind, Outbound
 from hub.ports import MediaTooLarge, Unavailable
@@ -76,10 +76,6 @@ TEXT_LIMIT = 4096  # sendMessage's limit, in UTF-16 code units
 CALLBACK_DATA_LIMIT = 64  # bytes
 BUTTON_KEY = "#"  # starts a callback_data that stands for a longer payload
 START = re.compile(r"^/start(?:@\w+)?(?:\s+(\S+))?\s*$")  # with a deep link's parameter
-# Set while the webhook handles an update: done once its message is stored (or it failed)
-_STORED: contextvars.ContextVar[asyncio.Future[None] | None] = contextvars.ContextVar(
-    "telegram_stored", default=None
-)
 
 
 class TelegramOptions(BaseModel):
@@ -259,18 +255,10 @@ class TelegramChannel(Channel):
             # Telegram would redeliver an update we refuse, again and again: say why, take it.
             log.warning("telegram %s: update %s ignored: %s", self.name, raw["update_id"], problem)
             return JSONResponse({"ok": True, "ignored": problem})
-        stored = asyncio.get_running_loop().create_future()
-        handling = contextvars.copy_context()
-        handling.run(_STORED.set, stored)
-        task = asyncio.create_task(self.handle_update(update), context=handling)
-        try:
-            await asyncio.wait(
-                {stored, task}, timeout=self.STORE_WAIT_SECONDS, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            stored.cancel()  # when not done: the turn goes on, the answer waits no more
-        if not stored.cancelled() and (error := stored.exception()) is not None:
-            raise error  # Unavailable: the hub answers 503 and Telegram delivers it again
+        task, stored = handed_over.start(self.handle_update(update))
+        # Unavailable: the hub answers 503 and Telegram delivers it again; not stored in time:
+        # the turn goes on, the answer waits no more
+        await handed_over.until_stored(task, stored, self.STORE_WAIT_SECONDS)
         # Starlette runs it after the response is sent, within the request, so a server's
         # graceful shutdown waits for the turn (a detached task would be cut off).
         background.add_task(asyncio.wait, {task})
@@ -305,10 +293,7 @@ class TelegramChannel(Channel):
             await self.dispatcher.feed_update(self.bot, update)
         except Unavailable as e:
             self.recent.forget(update.update_id)
-            stored = _STORED.get()
-            if stored is not None and not stored.done():
-                stored.set_exception(e)
-            else:
+            if not handed_over.mark_failed(e):
                 log.warning(
                     "telegram %s: update %s not handled: %s", self.name, update.update_id, e
                 )
@@ -341,7 +326,7 @@ class TelegramChannel(Channel):
     async def on_message(self, message: Message, bot: Bot) -> None:
         inbound = await self.message_inbound(message, bot)
         if inbound is not None:
-            await self.receiver.receive(inbound, on_stored=_stored)
+            await self.receiver.receive(inbound, on_stored=handed_over.mark_stored)
 
     async def on_edited_message(self, message: Message, bot: Bot) -> None:
         text = message.text if message.text is not None else message.caption
@@ -376,7 +361,7 @@ class TelegramChannel(Channel):
             sender_name=query.from_user.full_name,
             payload={"telegram": {"from_id": query.from_user.id, "callback_data": query.data}},
         )
-        await self.receiver.receive(inbound, on_stored=_stored)
+        await self.receiver.receive(inbound, on_stored=handed_over.mark_stored)
 
     async def answer_callback(self, query: CallbackQuery, bot: Bot) -> None:
         """Stop the spinner on the customer's button at once; a failure (an old query)
@@ -502,13 +487,6 @@ class TelegramChannel(Channel):
 
 
 # ---- helpers: pure functions over aiogram's types ---------------------------------------
-
-
-async def _stored(message_id: int) -> None:
-    """The customer's message is stored: the webhook waiting for it (if any) answers 200."""
-    stored = _STORED.get()
-    if stored is not None and not stored.done():
-        stored.set_result(None)
 
 
 def make_bot(options: TelegramOptions) -> Bot:

@@ -15,13 +15,14 @@ How the two ways meet, so that nothing is sent twice and nothing is lost: the ch
 given for that customer goes out in the HTTP response, and `send()` returns only once that
 response has been written, so the outbox marks it sent and the customer's next message follows
 it in order. Later replies, replies that come after the window closed (the request then answers
-`success`), agents' messages and texts too long for one message go through the API. Each message
-passes `send()` once and leaves by exactly one way. (Answering inline instead would leave the
-late replies to be pushed by hand, outside the outbox's retries and delivery status.)
+`success` once the message is stored, 503 if it can't be: WeChat sends it again), agents'
+messages and texts too long for one message go through the API. Each message passes `send()`
+once and leaves by exactly one way. (Answering inline instead would leave the late replies to
+be pushed by hand, outside the outbox's retries and delivery status.)
 
 WeChat's retries of one message (same MsgId; events: same FromUserName, CreateTime and Event)
 are one message: the hub stores it once, and a retry that comes while the first is still being
-handled here waits for it and answers `success`.
+handled here waits for it to be stored and answers `success`.
 
 Events that are not the customer speaking (unsubscribe, a menu link opened, location reports,
 notifications) are not answered: the Receiver port can store a message only with a bot turn, so
@@ -60,9 +61,10 @@ from wechatpy.exceptions import InvalidAppIdException
 from wechatpy.replies import TextReply
 from wechatpy.utils import WeChatSigner
 
+from channels import stored as handed_over
 from channels.base import Capabilities, Channel, ChannelConfigError, DeliveryError
 from hub.messages import Attachment, Event, Inbound, Kind, Outbound, Sender
-from hub.ports import MediaTooLarge
+from hub.ports import MediaTooLarge, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -550,6 +552,14 @@ _redact = _RedactSecrets()
 # ---- the channel ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Handling:
+    """A customer message on its way into the hub: the work, and whether it is stored yet."""
+
+    task: asyncio.Task[list[Outbound]]
+    stored: asyncio.Future[None]
+
+
 class _Window:
     """A customer's request waiting for its answer, which can carry one message."""
 
@@ -592,6 +602,8 @@ class _PassiveReply(Response):
 
 class WeChatChannel(Channel):
     type: ClassVar[str] = "wechat"
+    # `success` only once the message is stored, within WeChat's 5 s (else it is sent again)
+    STORE_WAIT_SECONDS = 4.5
     capabilities: ClassVar[Capabilities] = Capabilities(
         buttons=False,  # the hub sends numbered options instead
         images=False,  # an image goes out as a link in the text
@@ -612,7 +624,7 @@ class WeChatChannel(Channel):
         )
         self.api = WeChatApi(o, cache)
         self._windows: dict[str, list[_Window]] = {}  # by customer (openid), oldest first
-        self._recent: OrderedDict[str, asyncio.Task[list[Outbound]]] = OrderedDict()
+        self._recent: OrderedDict[str, _Handling] = OrderedDict()
         self._tasks: set[asyncio.Task[list[Outbound]]] = set()
         self._pieces_sent: dict[int, int] = {}  # a long message's pieces already sent
         logging.getLogger("httpx").addFilter(_redact)  # added once however many instances
@@ -709,28 +721,44 @@ class WeChatChannel(Channel):
         the first message send() is given for this customer meanwhile, else `success`."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.options.reply_within
+        stored_by = loop.time() + self.STORE_WAIT_SECONDS
         key = str(incoming.inbound.channel_message_id)
         earlier = self._recent.get(key)
         if earlier is not None:  # WeChat's retry of a message handled (or being handled) here
-            await asyncio.wait({earlier}, timeout=max(0.0, deadline - loop.time()))
-            return PlainTextResponse(SUCCESS)
+            return await self._acknowledge(earlier, stored_by)
         openid = incoming.inbound.sender_id
         window = self._open(openid) if self.options.reply_within > 0 else None
-        task = self._hand_over(key, self._take(incoming))
+        handling = self._hand_over(key, self._take(incoming))
         response: Response = PlainTextResponse(SUCCESS)
         try:
-            await self._wait(task, window, deadline)
-            if task.done() and not task.cancelled() and task.exception() is not None:
-                # WeChat sends it again; the retry tries once more
-                response = PlainTextResponse("the hub could not take the message", status_code=500)
-            elif window is not None and window.message is not None:
+            await self._wait(handling.task, window, deadline)
+            if window is not None and window.message is not None:
                 response = _PassiveReply(seal(window.text), window)
+            else:
+                response = await self._acknowledge(handling, stored_by)
         finally:
             if window is not None:
                 self._close(openid, window)
                 if not isinstance(response, _PassiveReply):
                     window.settle(False)  # what it took goes through the API
         return response
+
+    async def _acknowledge(self, handling: _Handling, stored_by: float) -> Response:
+        """`success` once the message is stored; otherwise an error, so that WeChat sends it
+        again (three times in all, 5 s apart): the hub could not store it (its database
+        down), the work failed, or it is not stored yet (the retry waits for this work)."""
+        wait = max(0.0, stored_by - asyncio.get_running_loop().time())
+        try:
+            if await handed_over.until_stored(handling.task, handling.stored, wait):
+                return PlainTextResponse(SUCCESS)
+        except Unavailable:
+            return PlainTextResponse("the hub can't store messages now", status_code=503)
+        task = handling.task
+        if not task.done():
+            return PlainTextResponse("the message is not stored yet", status_code=503)
+        if not task.cancelled() and task.exception() is not None:
+            return PlainTextResponse("the hub could not take the message", status_code=500)
+        return PlainTextResponse(SUCCESS)
 
     async def _wait(
         self, task: asyncio.Task[list[Outbound]], window: _Window | None, deadline: float
@@ -757,13 +785,12 @@ class WeChatChannel(Channel):
         if not windows:
             self._windows.pop(openid, None)
 
-    def _hand_over(
-        self, key: str, work: Coroutine[Any, Any, list[Outbound]]
-    ) -> asyncio.Task[list[Outbound]]:
+    def _hand_over(self, key: str, work: Coroutine[Any, Any, list[Outbound]]) -> _Handling:
         """Run it to the end even when WeChat gets `success` first."""
-        task = asyncio.create_task(work)
+        task, stored = handed_over.start(work)
+        handling = _Handling(task, stored)
         self._tasks.add(task)
-        self._recent[key] = task
+        self._recent[key] = handling
         while len(self._recent) > RECENT:
             self._recent.popitem(last=False)
 
@@ -771,18 +798,18 @@ class WeChatChannel(Channel):
             self._tasks.discard(task)
             if task.cancelled() or task.exception() is None:
                 return
-            if self._recent.get(key) is task:
+            if self._recent.get(key) is handling:
                 del self._recent[key]  # a retry is handled afresh
             log.error("wechat %s: message %s failed", self.name, key, exc_info=task.exception())
 
         task.add_done_callback(done)
-        return task
+        return handling
 
     async def _take(self, incoming: Incoming) -> list[Outbound]:
         inbound = incoming.inbound
         if incoming.media_id:
             inbound = await self._with_media(inbound, incoming.media_id)
-        return await self.receiver.receive(inbound)
+        return await self.receiver.receive(inbound, on_stored=handed_over.mark_stored)
 
     async def _with_media(self, inbound: Inbound, media_id: str) -> Inbound:
         """The customer's file, stored by the hub and attached. One that can't be fetched or

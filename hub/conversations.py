@@ -11,8 +11,8 @@ from typing import Any
 from hub.messages import Delivery, Event, Handoff, Outbound, Reply, Sender, Status, utcnow
 from hub.outbox import Outbox
 from hub.ports import Bus, Channel
-from hub.status import check_transition
-from hub.store import Conversation, Draft, Message, Store
+from hub.status import InvalidTransition, check_transition
+from hub.store import Conversation, Draft, Message, StatusChanged, Store
 from hub.texts import text
 
 SHOWN = frozenset({"buttons", "attachments", "nlu", "bot"})  # message_view's own keys
@@ -203,7 +203,12 @@ class Conversations:
             changes.setdefault("assignee_id", None)
         elif target == Status.RESOLVED:
             changes.update(resolved_at=utcnow(), flow_state={})
-        updated = await self.store.update_conversation(conversation.id, **changes)
+        try:
+            updated = await self.store.update_conversation(
+                conversation.id, expect_status=source, **changes
+            )
+        except StatusChanged as e:  # another agent, process or timer changed it first
+            raise InvalidTransition(f"the conversation is now {e}") from e
         await self.store.audit(
             actor,
             "status",

@@ -18,7 +18,7 @@ from hub.locks import KeyedLocks
 from hub.messages import Handoff, Inbound, Outbound, Status, Understanding
 from hub.metrics import Metrics
 from hub.ports import Channel, Classifier, FlowResult, FlowRunner, TurnContext
-from hub.status import BOT_SPEAKS
+from hub.status import BOT_SPEAKS, InvalidTransition
 from hub.store import Contact, Conversation, Message, Store
 from hub.understanding import is_cancel, understand
 
@@ -215,15 +215,18 @@ class Pipeline:
     async def wake(self, conversation: Conversation) -> Conversation:
         """A customer writing again reopens a resolved conversation to the bot, and wakes a
         snoozed one for its agent."""
-        if conversation.status == Status.RESOLVED:
+        target = {Status.RESOLVED: Status.BOT, Status.SNOOZED: Status.OPEN}.get(
+            Status(conversation.status)
+        )
+        if target is None:
+            return conversation
+        try:
             return await self.conversations.transition(
-                conversation, Status.BOT, "contact", reason="customer wrote again"
+                conversation, target, "contact", reason="customer wrote again"
             )
-        if conversation.status == Status.SNOOZED:
-            return await self.conversations.transition(
-                conversation, Status.OPEN, "contact", reason="customer wrote again"
-            )
-        return conversation
+        except InvalidTransition:  # an agent or the snooze timer changed it first: as it is now
+            assert conversation.id is not None
+            return await self.store.get_conversation(conversation.id) or conversation
 
     def chosen_option(self, conversation: Conversation, inbound: Inbound) -> Understanding | None:
         """On a channel without buttons the bot's buttons went out as numbered options: a
@@ -270,12 +273,18 @@ class Pipeline:
             await self.store.audit("bot", action, conversation.id, **data)
         replies = [sent for _, sent in posted if sent is not None]
         if turn.handoff is not None:
-            self.metrics.handoff(conversation.channel, turn.handoff.reason)
-            _, notice = await self.conversations.handoff(
-                conversation, turn.handoff, message, inline, recipient_id
-            )
-            if notice is not None:
-                replies.append(notice)
+            try:
+                if conversation.status not in BOT_SPEAKS:
+                    raise InvalidTransition(f"it is {conversation.status} now")
+                _, notice = await self.conversations.handoff(
+                    conversation, turn.handoff, message, inline, recipient_id
+                )
+            except InvalidTransition as e:  # an agent took it during the turn: theirs already
+                log.info("no handoff in conversation %s: %s", conversation.id, e)
+            else:
+                self.metrics.handoff(conversation.channel, turn.handoff.reason)
+                if notice is not None:
+                    replies.append(notice)
         if inline:  # delivered in the channel's answer; the outbox counts the others
             self.metrics.message_out(conversation.channel, len(replies))
         return replies

@@ -18,6 +18,7 @@ from hub.store.store import (
     CursorError,
     Draft,
     LastAdminError,
+    StatusChanged,
     Store,
     Visibility,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "Draft",
     "LastAdminError",
     "Message",
+    "StatusChanged",
     "Store",
     "Team",
     "Visibility",

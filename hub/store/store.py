@@ -35,6 +35,11 @@ class LastAdminError(ValueError):
     """A change that would leave no active admin."""
 
 
+class StatusChanged(ValueError):
+    """The conversation's status is no longer the one a change was made from; the message is
+    the status it has now."""
+
+
 @dataclass(frozen=True)
 class Visibility:
     """The conversations an agent with teams may see: their teams', those without a team and
@@ -422,11 +427,21 @@ class Store:
     async def get_contact(self, contact_id: int) -> Contact | None:
         return await self.db.run(lambda s: s.get(Contact, contact_id), write=False)
 
-    async def update_conversation(self, conversation_id: int, **fields: Any) -> Conversation:
+    async def update_conversation(
+        self, conversation_id: int, *, expect_status: str | None = None, **fields: Any
+    ) -> Conversation:
+        """Set `fields`; with `expect_status`, only if the stored status is still that one
+        (else StatusChanged): a status change read in one process or request and written
+        later is not applied over another that came first."""
+
         def change(s: Session) -> Conversation:
-            conversation = s.get(Conversation, conversation_id)
+            # FOR UPDATE: on PostgreSQL a second writer waits, then reads the first one's status
+            locked = expect_status is not None
+            conversation = s.get(Conversation, conversation_id, with_for_update=locked)
             if conversation is None:
                 raise LookupError(f"conversation {conversation_id} not found")
+            if expect_status is not None and conversation.status != expect_status:
+                raise StatusChanged(str(conversation.status))
             for name, value in fields.items():
                 setattr(conversation, name, value)
             s.add(conversation)

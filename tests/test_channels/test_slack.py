@@ -33,6 +33,7 @@ from channels.slack import (
     to_mrkdwn,
 )
 from hub.messages import Attachment, Button, Event, Inbound, Kind, Outbound, Sender, utcnow
+from hub.ports import Unavailable
 from tests.test_channels.conftest import MakeHub
 from tests.test_channels.fake_slack import (
     APP_TOKEN,
@@ -414,6 +415,8 @@ class GatedReceiver:
 
     async def receive(self, inbound: Inbound, on_stored: Any = None) -> list[Outbound]:
         self.called.set()
+        if on_stored is not None:  # as the hub: stored first, then the bot's turn
+            await on_stored(1)
         await self.release.wait()
         self.received.append(inbound)
         return []
@@ -440,8 +443,9 @@ class GatedReceiver:
 
 
 async def test_slack_gets_its_answer_before_the_bot_has_answered(api: FakeSlack) -> None:
-    """The HTTP response is complete while the bot is still busy (Slack waits 3 s at most):
-    the ASGI app is driven directly, with a bot that answers only when the test lets it."""
+    """The HTTP response is complete once the message is stored, while the bot is still busy
+    (Slack waits 3 s at most): the ASGI app is driven directly, with a bot that answers only
+    when the test lets it."""
     receiver = GatedReceiver()
     channel = SlackChannel(NAME, KIT.options(api.base), receiver)
     app = FastAPI()
@@ -502,6 +506,31 @@ def test_a_retry_of_the_same_event_is_dropped(slack: Slack) -> None:
         assert again.status_code == 200 and again.content == b""
     slack.drain()
     assert slack.customer_texts("T111:D111") == ["hello"]
+    assert len(slack.api.posts("D111")) == 1
+
+
+def test_an_event_the_hub_cannot_store_gets_503_and_its_retry_is_taken(
+    slack: Slack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database is down: Slack must not get its 200 (it would never deliver the event
+    again); its retry, once the database is back, is stored and answered once."""
+    hub = slack.client.app.state.hub  # type: ignore[attr-defined]
+    real = hub.store.record_inbound
+
+    async def database_down(*args: Any, **kwargs: Any) -> Any:
+        raise Unavailable("database unavailable: ConnectionRefusedError")
+
+    monkeypatch.setattr(hub.store, "record_inbound", database_down)
+    body = body_of(dm("is my parcel lost?", "db-down"))
+    refused = slack.post(body)
+    assert refused.status_code == 503 and refused.headers["retry-after"]
+    slack.drain()
+    assert slack.api.posts("D111") == []
+    monkeypatch.setattr(hub.store, "record_inbound", real)
+    retry = slack.post(body, **{"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_error"})
+    assert retry.status_code == 200
+    slack.drain()
+    assert slack.customer_texts("T111:D111") == ["is my parcel lost?"]
     assert len(slack.api.posts("D111")) == 1
 
 

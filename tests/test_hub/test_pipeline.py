@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
-from hub.messages import Event, Inbound, Sender, Status
+import pytest
+
+from hub.messages import Event, Handoff, Inbound, Sender, Status, utcnow
+from hub.ports import FlowResult
+from hub.status import InvalidTransition
 from hub.testing import TestBot
 
 
@@ -177,3 +182,54 @@ async def test_a_redelivery_caught_by_the_insert_is_answered_not_stored(testbot:
     same = await asyncio.wait_for(testbot.hub.receive(again), 5)
     assert [r.message_id for r in same] == [r.message_id for r in first]
     assert len(await testbot.hub.store.messages(await testbot.conversation_id())) == 2
+
+
+async def test_an_agent_taking_it_during_the_turn_is_not_overruled_by_the_bots_handoff(
+    testbot: TestBot,
+) -> None:
+    """The bot's turn began while the bot had the conversation; an agent took it meanwhile.
+    The handoff the turn ends with must not move it back to pending over the agent."""
+    await testbot.say("hello")
+    hub = testbot.hub
+    agent = await hub.store.create_agent("a@example.com", "A", "x" * 20)
+
+    class TakenMeanwhile:
+        async def run(self, state, context):  # type: ignore[no-untyped-def]
+            conversation = await hub.store.get_conversation(context.conversation_id)
+            await hub.conversations.assign(conversation, "agent", agent_id=agent.id)
+            return FlowResult(handled=True, handoff=Handoff(reason="flow_request"))
+
+    hub.pipeline.flows = TakenMeanwhile()
+    events = await events_during(testbot, lambda: testbot.say("I want a refund"))
+    conversation = await hub.store.get_conversation(await testbot.conversation_id())
+    assert conversation.status == Status.OPEN and conversation.assignee_id == agent.id
+    moves = [e.data["to"] for e in events if e.type == "conversation.status_changed"]
+    assert moves == ["open"]
+
+
+async def test_a_status_change_from_a_stale_read_is_refused_once_another_came_first(
+    testbot: TestBot,
+) -> None:
+    """Two processes wake the same snoozed conversation (each read it as snoozed): one
+    status change, one event; the second is refused rather than applied again."""
+    await testbot.say("/human")
+    hub = testbot.hub
+    cid = await testbot.conversation_id()
+    pending = await hub.store.get_conversation(cid)
+    opened = await hub.conversations.transition(pending, Status.OPEN, "agent")
+    past = utcnow() - timedelta(minutes=1)
+    await hub.conversations.transition(opened, Status.SNOOZED, "agent", snooze_until=past)
+    read_by_a, read_by_b = (
+        await hub.store.due_snoozes(utcnow()),
+        await hub.store.due_snoozes(utcnow()),
+    )
+    assert [c.id for c in read_by_a] == [c.id for c in read_by_b] == [cid]
+
+    async def both_wake() -> None:
+        await hub.conversations.transition(read_by_a[0], Status.OPEN, "system")
+        with pytest.raises(InvalidTransition, match="now open"):
+            await hub.conversations.transition(read_by_b[0], Status.OPEN, "system")
+
+    events = await events_during(testbot, both_wake)
+    assert [e.data["to"] for e in events if e.type == "conversation.status_changed"] == ["open"]
+    assert len(await hub.store.audit_log(action="status", conversation_id=cid)) == 4
