@@ -591,6 +591,7 @@ def create_app(
     from hub.inbox import admin_api, canned, events, nlu, people, routes  # they import hub.app
     from hub.inbox import contacts as contact_routes
     from hub.inbox import knowledge as knowledge_routes
+    from hub.inbox import reports as report_routes
     from hub.inbox import security as security_routes
     from hub.inbox import webhooks as webhook_routes
 
@@ -633,6 +634,7 @@ def create_app(
     app.include_router(webhook_routes.router)
     app.include_router(contact_routes.router)
     app.include_router(security_routes.router)
+    app.include_router(report_routes.router)
     app.include_router(admin.router)
 
     @app.exception_handler(InvalidTransition)

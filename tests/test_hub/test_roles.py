@@ -92,6 +92,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/contacts"): Rule(**ADMIN),
     ("GET", "/contacts/{contact_id}/export"): Rule(**ADMIN_ELSEWHERE),
     ("DELETE", "/contacts/{contact_id}"): Rule(**ADMIN_ELSEWHERE),
+    ("GET", "/reports/summary"): Rule(**ADMIN),  # every team's figures and customers' words
 }
 # What an API token gets differently from a login of the same role.
 TOKEN_RULES = {("PATCH", "/me"): DENIED}  # a token has no settings of its own

@@ -1,0 +1,250 @@
+"""The reads behind the summary report (hub/reports.py): per-conversation facts and GROUP BY
+counts over the conversations created in a window, the same SQL on SQLite and PostgreSQL.
+
+Nothing here loads messages one by one: the largest results are one row per conversation (or per
+conversation and intent, flow or sender), whatever the number of messages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from hub.messages import Sender, Status
+from hub.store.database import Database
+from hub.store.models import AuditLog, Conversation, Message
+
+KNOWLEDGE_EVENTS = ("knowledge.answered", "knowledge.helpful", "knowledge.unhelpful")
+
+
+@dataclass(frozen=True)
+class ConversationFacts:
+    id: int
+    channel: str
+    status: str
+    created_at: datetime
+    first_response_at: datetime | None
+    resolved_at: datetime | None
+
+
+@dataclass
+class ReportRows:
+    """What the report is computed from (hub.reports.summarize)."""
+
+    conversations: list[ConversationFacts] = field(default_factory=list)
+    # the first move to a human (a status row with target pending or open): when, why
+    handovers: dict[int, tuple[datetime, str | None]] = field(default_factory=dict)
+    # (conversation, direction, sender, messages), private notes left out
+    messages: list[tuple[int, str, str, int]] = field(default_factory=list)
+    # (intent, conversation, customer messages) for customer messages with an intent
+    intents: list[tuple[str, int, int]] = field(default_factory=list)
+    # (flow, conversation, when its first message in that flow was sent)
+    flow_entries: list[tuple[str, int, datetime]] = field(default_factory=list)
+    # (flow, step location, step label, conversations that reached it)
+    flow_steps: list[tuple[str, str, str, int]] = field(default_factory=list)
+    # (conversation, unrecognized customer messages, the last one's time)
+    fallbacks: list[tuple[int, int, datetime]] = field(default_factory=list)
+    # (text, messages, the newest one's time): the most frequent unrecognized texts
+    unrecognized: list[tuple[str, int, datetime]] = field(default_factory=list)
+    # knowledge.answered / helpful / unhelpful audit events -> count
+    knowledge: dict[str, int] = field(default_factory=dict)
+
+
+def _json_text(column: Any, *path: str) -> Any:
+    """The text at `path` inside a JSON column (NULL when absent or JSON null), both backends."""
+    return column[path].as_string()
+
+
+def _in_window(since: datetime, until: datetime, skip_channels: tuple[str, ...]) -> Any:
+    """The ids of the conversations created in [since, until), on channels not skipped."""
+    query = select(col(Conversation.id)).where(
+        col(Conversation.created_at) >= since, col(Conversation.created_at) < until
+    )
+    if skip_channels:
+        query = query.where(col(Conversation.channel).not_in(skip_channels))
+    return query
+
+
+# the customer message of `unrecognized_clause` (its replies are the unaliased Message)
+_customer = Message.__table__.alias("customer")  # type: ignore[attr-defined]
+
+
+def unrecognized_clause() -> Any:
+    """A customer message the bot did not understand: it took the turn (a bot or system
+    message answers it) and neither a flow nor a knowledge article answered it, and the NLU
+    found no intent or the answer was the fallback's ("Sorry, I didn't understand..." or "did
+    you mean"). Button presses and `/intent` payloads are never counted."""
+    customer = _customer.c
+    reply = select(col(Message.id)).where(col(Message.reply_to_id) == customer.id)
+    answered_by_bot = reply.where(
+        col(Message.sender_type).in_([Sender.BOT, Sender.SYSTEM])
+    ).exists()
+    payload = col(Message.payload)
+    understood = reply.where(
+        or_(
+            _json_text(payload, "bot", "flow").is_not(None),
+            _json_text(payload, "bot", "knowledge").is_not(None),
+        )
+    ).exists()
+    fallback_reply = reply.where(
+        col(Message.sender_type) == Sender.BOT, _json_text(payload, "bot").is_(None)
+    ).exists()
+    return and_(
+        customer.sender_type == Sender.CONTACT,
+        customer.text != "",
+        ~customer.text.startswith("/"),
+        _json_text(customer.payload, "postback").is_(None),
+        answered_by_bot,
+        ~understood,
+        or_(_json_text(customer.payload, "nlu", "intent").is_(None), fallback_reply),
+    )
+
+
+async def _all(s: AsyncSession, query: Any) -> list[Any]:
+    """The rows of a SQLAlchemy Core query, on the session's connection."""
+    return list((await (await s.connection()).execute(query)).all())
+
+
+async def report_rows(
+    db: Database,
+    since: datetime,
+    until: datetime,
+    *,
+    skip_channels: tuple[str, ...] = (),
+    top: int = 20,
+) -> ReportRows:
+    """Everything the report needs about the conversations created in [since, until)."""
+    window = _in_window(since, until, skip_channels)
+    rows = ReportRows()
+    async with db.read() as s:
+        conversations = select(
+            col(Conversation.id),
+            col(Conversation.channel),
+            col(Conversation.status),
+            col(Conversation.created_at),
+            col(Conversation.first_response_at),
+            col(Conversation.resolved_at),
+        ).where(col(Conversation.id).in_(window))
+        rows.conversations = [
+            ConversationFacts(int(i), str(ch), str(st), created, first, resolved)
+            for i, ch, st, created, first, resolved in await _all(s, conversations)
+        ]
+        if not rows.conversations:
+            return rows
+
+        data = col(AuditLog.data)
+        handovers = (
+            select(
+                col(AuditLog.conversation_id), col(AuditLog.created_at), _json_text(data, "reason")
+            )
+            .where(
+                col(AuditLog.action) == "status",
+                col(AuditLog.conversation_id).in_(window),
+                _json_text(data, "target").in_([Status.PENDING.value, Status.OPEN.value]),
+            )
+            .order_by(col(AuditLog.id))
+        )
+        for conversation_id, when, reason in await _all(s, handovers):
+            rows.handovers.setdefault(int(conversation_id), (when, reason))
+
+        messages = (
+            select(
+                col(Message.conversation_id),
+                col(Message.direction),
+                col(Message.sender_type),
+                func.count(col(Message.id)),
+            )
+            .where(col(Message.conversation_id).in_(window), col(Message.private).is_(False))
+            .group_by(
+                col(Message.conversation_id), col(Message.direction), col(Message.sender_type)
+            )
+        )
+        rows.messages = [
+            (int(c), str(d), str(sender), int(n)) for c, d, sender, n in await _all(s, messages)
+        ]
+
+        payload = col(Message.payload)
+        said = (
+            select(
+                _json_text(payload, "nlu", "intent").label("intent"),
+                col(Message.conversation_id).label("conversation_id"),
+            )
+            .where(
+                col(Message.conversation_id).in_(window),
+                col(Message.sender_type) == Sender.CONTACT,
+            )
+            .subquery()
+        )
+        intents = (
+            select(said.c.intent, said.c.conversation_id, func.count())
+            .where(said.c.intent.is_not(None))
+            .group_by(said.c.intent, said.c.conversation_id)
+        )
+        rows.intents = [(str(i), int(c), int(n)) for i, c, n in await _all(s, intents)]
+
+        spoken = (
+            select(
+                _json_text(payload, "bot", "flow").label("flow"),
+                _json_text(payload, "bot", "loc").label("loc"),
+                _json_text(payload, "bot", "step").label("step"),
+                col(Message.conversation_id).label("conversation_id"),
+                col(Message.created_at).label("created_at"),
+            )
+            .where(
+                col(Message.conversation_id).in_(window),
+                col(Message.sender_type) == Sender.BOT,
+            )
+            .subquery()
+        )
+        entries = (
+            select(spoken.c.flow, spoken.c.conversation_id, func.min(spoken.c.created_at))
+            .where(spoken.c.flow.is_not(None))
+            .group_by(spoken.c.flow, spoken.c.conversation_id)
+        )
+        rows.flow_entries = [(str(f), int(c), when) for f, c, when in await _all(s, entries)]
+        steps = (
+            select(
+                spoken.c.flow,
+                spoken.c.loc,
+                spoken.c.step,
+                func.count(func.distinct(spoken.c.conversation_id)),
+            )
+            .where(spoken.c.flow.is_not(None))
+            .group_by(spoken.c.flow, spoken.c.loc, spoken.c.step)
+        )
+        rows.flow_steps = [
+            (str(f), str(loc or ""), str(step or ""), int(n))
+            for f, loc, step, n in await _all(s, steps)
+        ]
+
+        unrecognized = select(
+            _customer.c.conversation_id, _customer.c.text, _customer.c.created_at
+        ).where(_customer.c.conversation_id.in_(window), unrecognized_clause())
+        found = unrecognized.subquery()
+        per_conversation = select(
+            found.c.conversation_id, func.count(), func.max(found.c.created_at)
+        ).group_by(found.c.conversation_id)
+        rows.fallbacks = [(int(c), int(n), last) for c, n, last in await _all(s, per_conversation)]
+        n, last = func.count().label("n"), func.max(found.c.created_at).label("last_at")
+        by_text = (
+            select(found.c.text, n, last)
+            .group_by(found.c.text)
+            .order_by(n.desc(), last.desc(), found.c.text)
+            .limit(top)
+        )
+        rows.unrecognized = [(str(t), int(n), when) for t, n, when in await _all(s, by_text)]
+
+        knowledge = (
+            select(col(AuditLog.action), func.count(col(AuditLog.id)))
+            .where(
+                col(AuditLog.action).in_(KNOWLEDGE_EVENTS),
+                col(AuditLog.conversation_id).in_(window),
+            )
+            .group_by(col(AuditLog.action))
+        )
+        rows.knowledge = {str(a): int(n) for a, n in await _all(s, knowledge)}
+    return rows
