@@ -9,7 +9,9 @@ from hub.store.models import (
     CannedResponse,
     Contact,
     Conversation,
+    CsatRating,
     Message,
+    NluExample,
     Team,
 )
 from hub.store.store import (
@@ -34,11 +36,13 @@ __all__ = [
     "Conversation",
     "ConversationFilter",
     "ConversationRow",
+    "CsatRating",
     "CursorError",
     "Database",
     "Draft",
     "LastAdminError",
     "Message",
+    "NluExample",
     "StatusChanged",
     "Store",
     "Team",

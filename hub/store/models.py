@@ -25,6 +25,11 @@ class Contact(SQLModel, table=True):
     name: str | None = Field(default=None, max_length=255)
     language: str | None = Field(default=None, max_length=16)
     attributes: dict[str, Any] = _json()
+    # verified ways to reach them (an email channel's sender, a phone Telegram shared, a site's
+    # signed identity): contacts sharing one are one customer, the same `person_id`
+    email: str | None = Field(default=None, max_length=255, index=True)
+    phone: str | None = Field(default=None, max_length=32, index=True)
+    person_id: int | None = Field(default=None, index=True)  # the first merged contact's id
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
@@ -174,3 +179,31 @@ class ApiToken(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class NluExample(SQLModel, table=True):
+    """A training example a designer labeled in the admin pages (a message the bot did not
+    understand, given its intent); training uses these with the bot folder's files."""
+
+    __tablename__ = "nlu_example"
+
+    id: int | None = Field(default=None, primary_key=True)
+    text: str = Field(max_length=4000)
+    intent: str = Field(max_length=128, index=True)
+    language: str | None = Field(default=None, max_length=16)
+    labeled_by: str = Field(max_length=64)  # the audit actor ("agent:<id>")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class CsatRating(SQLModel, table=True):
+    """A customer's satisfaction rating (1-5) of a resolved conversation."""
+
+    __tablename__ = "csat_rating"
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id", index=True)
+    score: int  # 1-5
+    comment: str | None = Field(default=None, max_length=4000)
+    agent_id: int | None = Field(default=None, foreign_key="agent.id", index=True)
+    channel: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
