@@ -38,6 +38,18 @@ async def static(name: str) -> FileResponse:
     return FileResponse(path, media_type=_TYPES[path.suffix], headers=_HEADERS)
 
 
+# Third-party files (admin/static/vendor/README.md says where each comes from): only these.
+VENDOR = frozenset({"chart.umd.min.js"})
+
+
+@router.get("/admin/static/vendor/{name}")
+async def vendor(name: str) -> FileResponse:
+    if name not in VENDOR:
+        raise HTTPException(404, "no such file")
+    path = STATIC / "vendor" / name
+    return FileResponse(path, media_type=_TYPES[path.suffix], headers=_HEADERS)
+
+
 # Scripts and styles only from the hub; images from the hub and data: URLs (previews);
 # connections to the hub's API and its events socket.
 _CSP = (

@@ -516,8 +516,8 @@ class SlackChannel(Channel):
             return partial(self._edit, event, bot_user_id)
         if subtype == "message_deleted":
             return partial(self._delete, event)
-        if subtype not in CUSTOMER_SUBTYPES or not event.get("user"):
-            return None
+        if subtype not in CUSTOMER_SUBTYPES or not event.get("user") or not event.get("channel"):
+            return None  # (a message with no channel has nowhere to be answered)
         team, channel = self._team(body, event), event["channel"]
         if event.get("channel_type") == "im":
             return partial(self._take, body, event, Place(team, channel), bot_user_id)
@@ -536,6 +536,8 @@ class SlackChannel(Channel):
         await ack()
         if not self.seen.first_time(body.get("event_id")) or is_from_a_bot(event):
             return
+        if not event.get("channel"):
+            return  # nowhere to answer
         root = event.get("thread_ts") or event["ts"]
         place = Place(self._team(body, event), event["channel"], root)
         self._defer(context, partial(self._take, body, event, place, context.bot_user_id))

@@ -66,7 +66,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from channels import stored as handed_over
 from channels.base import Capabilities, Channel, ChannelConfigError, DeliveryError
-from hub.messages import Attachment, Button, Inbound, Kind, Outbound
+from hub.messages import Attachment, Button, Inbound, Kind, Outbound, Verified
 from hub.ports import MediaTooLarge, Unavailable
 
 log = logging.getLogger(__name__)
@@ -397,6 +397,9 @@ class TelegramChannel(Channel):
             return None
         kind, payload, attachments = content
         user = message.from_user
+        shared = message.contact
+        if shared is not None:  # a contact card: its number is what the customer said
+            text = shared.phone_number
         postback = None
         start = START.match(text) if self.options.greeting else None
         if start:  # the customer opened the chat (or a deep link): greet, keep the parameter
@@ -413,13 +416,14 @@ class TelegramChannel(Channel):
             attachments=attachments,
             sender_name=user.full_name if user else message.chat.title,
             postback=postback,
+            verified=own_phone(message),
         )
 
     async def content_of(
         self, message: Message, bot: Bot
     ) -> tuple[Kind, dict[str, Any], tuple[Attachment, ...]] | None:
-        """Kind, payload and attachments of a text, file or location message; None for
-        other kinds (stickers, contacts, polls, service messages)."""
+        """Kind, payload and attachments of a text, file, location or contact card message;
+        None for other kinds (stickers, polls, service messages)."""
         media = media_of(message)
         if media is not None:
             attachment, problem = await self.fetch(media, bot)
@@ -429,6 +433,11 @@ class TelegramChannel(Channel):
         if message.location is not None:
             where = {"lat": message.location.latitude, "lon": message.location.longitude}
             return Kind.LOCATION, where, ()
+        if message.contact is not None:
+            shared = message.contact
+            card = {"phone": shared.phone_number, "user_id": shared.user_id}
+            card["name"] = " ".join(filter(None, (shared.first_name, shared.last_name)))
+            return Kind.TEXT, {"contact": card}, ()
         if message.text is not None:
             return Kind.TEXT, {}, ()
         return None
@@ -497,6 +506,18 @@ def make_bot(options: TelegramOptions) -> Bot:
 def message_key(message: Message) -> str:
     """A message id is only unique within its chat."""
     return f"{message.chat.id}:{message.message_id}"
+
+
+def own_phone(message: Message) -> Verified | None:
+    """The customer's phone number when they shared their own contact card in a private chat
+    (Telegram checked it: the card's user is the sender); another's card proves nothing."""
+    shared, user = message.contact, message.from_user
+    if shared is None or user is None or message.chat.type != ChatType.PRIVATE:
+        return None
+    if shared.user_id != user.id:
+        return None
+    digits = shared.phone_number.strip().lstrip("+")  # Telegram sends it without "+" at times
+    return Verified(phone=f"+{digits}")
 
 
 def telegram_context(message: Message) -> dict[str, Any]:

@@ -10,6 +10,13 @@ after the last id the widget saw, so a reconnect loses nothing.
 A customer's image or PDF is uploaded first, `POST <prefix>/upload?visitor=<id>&name=<file name>`
 with the raw bytes as the body and the file's type as Content-Type (raw, not multipart: the hub
 has no python-multipart), then sent as an attachment of a message frame.
+
+A site that knows who its visitor is (logged in) may say so, signed with the channel's
+`identity_secret`: `email` and `hash` = hex HMAC-SHA256(secret, email), and/or `phone` (E.164)
+and `phone_hash` = HMAC-SHA256(secret, phone), in the socket's query string or an `identify`
+frame. The server answers `identified` with what it verified; the socket's later messages carry
+it (`Inbound.verified`), so the visitor is one customer with their contacts on other channels.
+An unsigned or wrongly signed identity is refused (an `error` frame) and never used.
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import hashlib
+import hmac
 import json
 import logging
 import re
@@ -30,7 +39,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from channels.base import Capabilities, Channel
-from hub.messages import Attachment, Event, Inbound, Kind, Outbound
+from hub.messages import Attachment, Event, Inbound, Kind, Outbound, Verified
 from hub.ports import MediaTooLarge
 
 log = logging.getLogger(__name__)
@@ -45,6 +54,8 @@ class WebOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_frame_bytes: int = 64_000
+    # signs visitors' identities (email, phone) on the site's server; unset: none are taken
+    identity_secret: str | None = Field(default=None, min_length=16)
     upload_max_bytes: int = 10_000_000
     upload_types: list[str] = Field(
         default_factory=lambda: [
@@ -120,10 +131,40 @@ class TypingFrame(_Frame):
     on: bool = True
 
 
+class IdentifyFrame(_Frame):
+    """Who the visitor is, as the site's server signed it (see the module docstring)."""
+
+    type: Literal["identify"]
+    email: str | None = Field(default=None, max_length=255)
+    hash: str | None = Field(default=None, max_length=128)
+    phone: str | None = Field(default=None, max_length=32)
+    phone_hash: str | None = Field(default=None, max_length=128)
+
+
 ClientFrame = Annotated[
-    MessageFrame | PostbackFrame | ResumeFrame | TypingFrame, Field(discriminator="type")
+    MessageFrame | PostbackFrame | ResumeFrame | TypingFrame | IdentifyFrame,
+    Field(discriminator="type"),
 ]
 _frames: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
+
+
+def signed(secret: str, value: str, signature: str | None) -> bool:
+    """Whether `signature` is the hex HMAC-SHA256 of `value` (as sent) under `secret`."""
+    expected = hmac.new(secret.encode(), value.encode(), hashlib.sha256).hexdigest()
+    return signature is not None and hmac.compare_digest(expected, signature.strip().lower())
+
+
+def verified_identity(secret: str | None, frame: IdentifyFrame) -> Verified | str:
+    """The identity the site signed, or why it is refused."""
+    if not frame.email and not frame.phone:
+        return "identify: give email and hash, or phone and phone_hash"
+    if secret is None:
+        return "identify: this channel has no identity_secret, so it takes no identities"
+    if frame.email and not signed(secret, frame.email, frame.hash):
+        return "identify: hash is not the HMAC-SHA256 of email with the channel's secret"
+    if frame.phone and not signed(secret, frame.phone, frame.phone_hash):
+        return "identify: phone_hash is not the HMAC-SHA256 of phone with the channel's secret"
+    return Verified(email=frame.email, phone=frame.phone)
 
 
 def message_frame(message: Outbound) -> dict[str, Any]:
@@ -144,6 +185,7 @@ class _Socket:
     def __init__(self, websocket: WebSocket) -> None:
         self.websocket = websocket
         self.lock = asyncio.Lock()
+        self.verified: Verified | None = None  # who the site says the visitor is, signed
 
     async def send(self, frame: dict[str, Any]) -> None:
         async with self.lock:
@@ -250,6 +292,10 @@ class WebChannel(Channel):
                     "conversation_id": str(conversation_id) if conversation_id else None,
                 }
             )
+            query = websocket.query_params
+            if query.get("email") or query.get("phone"):  # an identity in the socket's URL
+                fields = {k: query.get(k) for k in ("email", "hash", "phone", "phone_hash")}
+                await self.identify(socket, {"type": "identify", **fields})
             while True:
                 frame = await websocket.receive()
                 if frame["type"] == "websocket.disconnect":
@@ -289,10 +335,13 @@ class WebChannel(Channel):
                 sender_id=visitor,
                 text=frame.title or frame.payload,
                 postback=frame.payload,
+                verified=socket.verified,
             )
             await self.receiver.receive(inbound)
         elif isinstance(frame, ResumeFrame):
             await self.resume(socket, visitor, frame.after)
+        elif isinstance(frame, IdentifyFrame):
+            await self.identify(socket, frame)
         elif isinstance(frame, TypingFrame):
             conversation_id = await self.receiver.current_conversation(self.name, visitor)
             if conversation_id is not None:
@@ -319,8 +368,24 @@ class WebChannel(Channel):
                 Attachment(kind=Kind(a.kind), url=a.url, name=a.name, mime_type=a.mime_type)
                 for a in frame.attachments
             ),
+            verified=socket.verified,
         )
         await self.receiver.receive(inbound, on_stored=ack)
+
+    async def identify(self, socket: _Socket, frame: IdentifyFrame | dict[str, Any]) -> None:
+        """Take the site's signed identity for this socket's messages, or say why not."""
+        try:
+            frame = IdentifyFrame.model_validate(frame)
+        except ValidationError as e:
+            problems = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
+            await socket.send({"type": "error", "error": f"invalid identity: {problems}"})
+            return
+        identity = verified_identity(self.options.identity_secret, frame)
+        if isinstance(identity, str):
+            await socket.send({"type": "error", "error": identity})
+            return
+        socket.verified = identity
+        await socket.send({"type": "identified", "email": identity.email, "phone": identity.phone})
 
     async def resume(self, socket: _Socket, visitor: str, after: int | str | None) -> None:
         try:

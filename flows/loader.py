@@ -18,7 +18,7 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import ValidationError
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError
 
 from flows.schema import (
@@ -37,6 +37,7 @@ from flows.schema import (
     iter_steps,
 )
 from flows.templates import VARIABLES, TemplateSyntaxError, references
+from hub.yaml_places import position
 
 Loc = tuple[Any, ...]
 _STEP_LISTS = ("steps", "then", "else")
@@ -64,23 +65,8 @@ class LoadedFlow:
         """`path:line:column` of a place in this flow, e.g. `("steps", 1, "say")`."""
         if self.tree is None:
             return self.source
-        line, column = _position(self.tree, loc)
+        line, column = position(self.tree, loc)
         return f"{self.path}:{line}:{column}"
-
-
-def _position(node: Any, loc: Iterable[Any]) -> tuple[int, int]:
-    """The 1-based line and column of the deepest node on `loc` that the YAML has."""
-    line, column = (node.lc.line, node.lc.col) if hasattr(node, "lc") else (0, 0)
-    for key in loc:
-        if isinstance(node, CommentedMap) and key in node:
-            line, column = node.lc.key(key)
-            node = node[key]
-        elif isinstance(node, CommentedSeq) and isinstance(key, int) and key < len(node):
-            line, column = node.lc.item(key)
-            node = node[key]
-        else:
-            break
-    return line + 1, column + 1
 
 
 def _without_tags(loc: Iterable[Any]) -> tuple[Any, ...]:
@@ -281,13 +267,13 @@ def load_file(path: Path) -> tuple[list[LoadedFlow], list[str]]:
     if tree is None:
         return [], []
     if not isinstance(tree, CommentedMap) or not isinstance(tree.get("flows"), CommentedMap):
-        line, column = _position(tree, ("flows",))
+        line, column = position(tree, ("flows",))
         return [], [f"{path}:{line}:{column}: a flow file is a mapping with a `flows:` mapping"]
     loaded: list[LoadedFlow] = []
     errors: list[str] = []
     for key in tree:
         if key != "flows":
-            line, column = _position(tree, (key,))
+            line, column = position(tree, (key,))
             errors.append(f"{path}:{line}:{column}: unknown top-level key {key!r}")
     for name, body in tree["flows"].items():
         where: tuple[str, ...] = ("flows", name)
@@ -296,11 +282,11 @@ def load_file(path: Path) -> tuple[list[LoadedFlow], list[str]]:
         except ValidationError as e:
             for err in e.errors():
                 loc = _without_tags(err["loc"])
-                line, column = _position(tree, (*where, *loc))
+                line, column = position(tree, (*where, *loc))
                 label = ".".join(str(p) for p in loc)
                 errors.append(f"{path}:{line}:{column}: flows.{name}.{label}: {err['msg']}")
             continue
-        line, column = _position(tree, where)
+        line, column = position(tree, where)
         item = LoadedFlow(name, flow, f"{path}:{line}:{column}", str(path), tree["flows"][name])
         for loc, message in _static_errors(flow):
             errors.append(f"{item.where(loc)}: flows.{name}: {message}")

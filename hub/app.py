@@ -31,9 +31,13 @@ from flows.actions import ActionError, ActionRunner, load_actions
 from flows.checks import check_references
 from flows.loader import by_place
 from hub import cluster
+from hub.automations import Automations
+from hub.automations_config import AutomationError, LoadedRule, load_bot_automations
 from hub.bus import RELAY, InProcessBus, SubscriberLagged
 from hub.conversations import Conversations, message_view
+from hub.csat import Csat
 from hub.fallback import Fallback
+from hub.hours import Hours
 from hub.limits import BodySizeLimit
 from hub.lockout import login_guard
 from hub.logs import RequestId
@@ -41,12 +45,15 @@ from hub.logs import conversation_id as conversation_in_logs
 from hub.media import MediaStore
 from hub.messages import Delivery, Event, Inbound, Outbound, Status, utcnow
 from hub.metrics import CONTENT_TYPE, HttpMetrics, Metrics
+from hub.nlu_review import read_labeled, with_labeled
 from hub.outbox import Outbox
 from hub.personal_data import PersonalData
 from hub.pipeline import Pipeline
 from hub.ports import Classifier, FlowRunner, KnowledgeSearch, Unavailable
 from hub.redact import install as mask_logs
+from hub.routing import Routing
 from hub.settings import BotSettings, Settings, SettingsError, load_settings
+from hub.sla import SlaWatch
 from hub.status import InvalidTransition
 from hub.store import CursorError, Database, Store
 from hub.store.database import unreachable
@@ -78,6 +85,7 @@ def train_classifier(settings: Settings, force: bool = False) -> IntentClassifie
 def ensure_classifier(settings: Settings, force: bool = False) -> tuple[IntentClassifier, bool]:
     """`train_classifier`, also telling whether it trained (True) or loaded the saved model."""
     data = TrainingData.load(settings.bot.path / "nlu")
+    data = with_labeled(data, read_labeled(settings))  # what designers labeled (hub.nlu_review)
     options: dict[str, Any] = {
         "threshold": settings.bot.nlu_threshold,
         "target_false_reject": settings.bot.nlu_false_reject,
@@ -248,6 +256,12 @@ class BotReloader:
                 settings = current.model_copy(update={"bot": load_settings(config).bot})
             files = await asyncio.to_thread(read_bot, settings)
             errors = files.errors
+            rules: list[LoadedRule] = []
+            try:  # automations/*.yml: with the rest of the bot, or not at all
+                intents = files.data.intents if files.data else None
+                rules = await asyncio.to_thread(load_bot_automations, settings, intents)
+            except AutomationError as e:
+                errors = by_place([*errors, *e.errors])
             classifier = None
             if not errors:
                 classifier = await asyncio.to_thread(train_classifier, settings)
@@ -265,6 +279,7 @@ class BotReloader:
             knowledge=files.knowledge,
         )
         self.hub.use_bot(settings, classifier, engine, make_fallback(settings, files))
+        self.hub.automations.use(rules)
         self.errors = []
         self.loaded_at = utcnow()
         self.reloads += 1
@@ -317,6 +332,28 @@ class Hub:
             PersonalDataStore(self.db), self.store, self.media, self.bus
         )
         self.reloader = BotReloader(self)
+        # the bot's automation rules (automations/*.yml) on this process's events
+        self.automations = Automations(
+            self.conversations,
+            settings.webhooks,
+            load_bot_automations(settings, getattr(classifier, "intents", None)),
+        )
+        # auto-assignment and the queue (`assignment:`); off: agents take conversations
+        self.routing = Routing(
+            self.store, self.conversations, self.bus, settings.assignment, self.redis, prefix
+        )
+        if settings.assignment.enabled:
+            self.conversations.queue_notice = self.routing.on_handoff
+        self.hours = Hours(settings.bot.hours)  # business hours and SLAs (bot.hours)
+        self.conversations.hours = self.hours
+        self.sla = SlaWatch(self.hours, self.store, self.bus, self.redis, prefix)
+        self.csat = Csat(
+            self.store,
+            self.conversations,
+            enabled=settings.csat.enabled,
+            answer_within=timedelta(hours=settings.csat.answer_within_hours),
+        )
+        self.conversations.after_resolve = self.csat.ask
         self.pipeline = Pipeline(
             store=self.store,
             conversations=self.conversations,
@@ -327,6 +364,7 @@ class Hub:
             handoff_intents=settings.bot.handoff_intents,
             default_language=settings.bot.language,
             metrics=self.metrics,
+            csat=self.csat,
         )
         self.logins = login_guard(self.redis, prefix)  # failed logins, per email and IP
         self.claims: cluster.RedisClaims | None = None
@@ -355,6 +393,7 @@ class Hub:
         pipeline.handoff_intents = frozenset(settings.bot.handoff_intents)
         pipeline.default_language = settings.bot.language
         self.conversations.default_language = settings.bot.language
+        self.hours.configure(settings.bot.hours)
 
     @property
     def knowledge(self) -> KnowledgeSearch | None:
@@ -509,7 +548,11 @@ class Hub:
                 log.info("outbox: %d queued messages from before the restart sent again", resent)
             self._tasks.append(asyncio.create_task(self._recover_turns(every=None, after=0.0)))
         self._tasks.append(asyncio.create_task(self._wake_snoozed()))
+        if self.settings.assignment.enabled:
+            self._tasks.append(asyncio.create_task(self.routing.watch()))
+        self._tasks.append(asyncio.create_task(self.sla.run()))  # first-response SLA events
         await self.webhooks.start()
+        await self.automations.start()
         if self.settings.retention_days is not None:
             keep = self.personal_data.keep_for(self.settings.retention_days)
             self._tasks.append(asyncio.create_task(keep))
@@ -529,6 +572,7 @@ class Hub:
             await flows.aclose()
         await self.outbox.close()
         await self.webhooks.stop()
+        await self.automations.stop()
         if isinstance(self.bus, cluster.RedisBus):
             await self.bus.stop()
         if self.redis is not None:
@@ -591,6 +635,8 @@ def create_app(
     from hub.inbox import admin_api, canned, events, nlu, people, routes  # they import hub.app
     from hub.inbox import contacts as contact_routes
     from hub.inbox import knowledge as knowledge_routes
+    from hub.inbox import nlu_review as nlu_review_routes
+    from hub.inbox import queue as queue_routes
     from hub.inbox import reports as report_routes
     from hub.inbox import security as security_routes
     from hub.inbox import webhooks as webhook_routes
@@ -635,6 +681,8 @@ def create_app(
     app.include_router(contact_routes.router)
     app.include_router(security_routes.router)
     app.include_router(report_routes.router)
+    app.include_router(nlu_review_routes.router)
+    app.include_router(queue_routes.router)
     app.include_router(admin.router)
 
     @app.exception_handler(InvalidTransition)

@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from hub.messages import Event
+
+if TYPE_CHECKING:
+    from hub.ports import Bus
+    from hub.ports import Subscription as AnySubscription
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +51,33 @@ class Subscription:
 
     async def aclose(self) -> None:
         self._bus._subscribers.discard(self)
+
+
+async def follow(
+    bus: Bus,
+    first: AnySubscription,
+    handle: Callable[[Event], Awaitable[object]],
+    what: str,
+) -> None:
+    """Hand every event of `first` (a `local_only` subscription, made before anything it must
+    see is published) to `handle`, one at a time, until cancelled. A failure to handle one is
+    logged and the next goes on; when the bus drops this follower for lagging, it subscribes
+    again (what was published meanwhile is missed, and logged)."""
+    subscription = first
+    try:
+        while True:
+            try:
+                async for event in subscription:
+                    try:
+                        await handle(event)
+                    except Exception:  # one bad event must not stop the others
+                        log.exception("%s: event %s not handled", what, event.type)
+            except SubscriberLagged:
+                log.error("%s: the bus dropped this follower (too far behind); events missed", what)
+                await subscription.aclose()
+                subscription = bus.subscribe(local_only=True)
+    finally:
+        await subscription.aclose()
 
 
 class InProcessBus:

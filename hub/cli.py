@@ -7,9 +7,11 @@ import asyncio
 import logging
 import secrets
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from hub.automations_config import AutomationError
 from hub.settings import Settings, SettingsError, load_settings
 
 
@@ -103,14 +105,21 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Check the whole bot folder: NLU data, flows (schema, regexes, templates, slots, goto
-    targets, intents, actions), actions.py and the conversation tests; every problem printed
+    targets, intents, actions), actions.py, the conversation tests and the automation rules
+    (schema, regexes, times, channels, intents); every problem printed
     as `path:line:column: what is wrong`. Exit 1 when there is any."""
     from flows.convtest import ConversationTestError, load_tests
     from hub.app import read_bot
+    from hub.automations_config import AutomationError, load_bot_automations
 
     settings = _settings(args)
     files = read_bot(settings)
     errors = list(files.errors)
+    automations = []
+    try:
+        automations = load_bot_automations(settings, files.data.intents if files.data else None)
+    except AutomationError as e:
+        errors += e.errors
     tests = []
     try:
         tests = load_tests(settings.bot.path / "tests")
@@ -126,7 +135,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(
         f"ok: {len(files.flows)} flows, {intents} intents, "
         f"{len(actions) if actions is not None else 'server'} actions, "
-        f"{len(tests)} conversation tests"
+        f"{len(tests)} conversation tests, {len(automations)} automations"
     )
     return 0
 
@@ -285,6 +294,39 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def _when(value: str) -> datetime:
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: an ISO 8601 date or time, e.g. 2026-11-01 or 2026-11-01T08:00+08:00"
+        ) from None
+
+
+def cmd_nlu_review(args: argparse.Namespace) -> int:
+    """The examples designers labeled, as Rasa NLU YAML to commit into the bot folder (see
+    hub/nlu_review.py); `--unlabeled` adds the messages still waiting, as comments."""
+    from hub.messages import utcnow
+    from hub.nlu_review import export
+    from hub.reports import BadWindow
+
+    settings = _settings(args)
+    asyncio.run(_migrate(settings))
+    try:
+        text = asyncio.run(
+            export(settings, args.since, args.until, unlabeled=args.unlabeled, now=utcnow())
+        )
+    except BadWindow as e:
+        print(f"kefu nlu review: {e}", file=sys.stderr)
+        return 2
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"written to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 BENCHMARKS = {
     "nlu": "bench/nlu_bench.py",
     "rest": "bench/rest_bench.py",
@@ -352,6 +394,23 @@ def parser() -> argparse.ArgumentParser:
     restore = command("restore", cmd_restore, "restore a `kefu backup` archive", bot=False)
     restore.add_argument("file", metavar="FILE")
     restore.add_argument("--force", action="store_true", help="replace a database in use")
+    nlu = sub.add_parser("nlu", help="the bot's NLU training data")
+    nlu_sub = nlu.add_subparsers(dest="nlu_command", required=True)
+    review = nlu_sub.add_parser(
+        "review", help="print the labeled examples as Rasa NLU YAML, to commit into the bot"
+    )
+    review.set_defaults(func=cmd_nlu_review)
+    review.add_argument("--config", default=argparse.SUPPRESS)
+    review.add_argument("--output", metavar="FILE", help="write the YAML here (default: stdout)")
+    review.add_argument(
+        "--unlabeled",
+        action="store_true",
+        help="add the unrecognized messages nobody labeled, as comments",
+    )
+    review.add_argument(
+        "--since", type=_when, help="examples labeled since; messages of conversations since"
+    )
+    review.add_argument("--until", type=_when, help="the same, before this time")
     bench_help = "run the benchmarks: `kefu bench [nlu|rest|knowledge|load] [its options]`"
     bench = sub.add_parser("bench", help=bench_help, description=bench_help, add_help=False)
     bench.set_defaults(func=cmd_bench)  # every option, --help too, goes to the benchmark
@@ -372,6 +431,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except SettingsError as e:
         print(f"configuration error:\n{e}", file=sys.stderr)
+        return 2
+    except AutomationError as e:  # at start (kefu run): the bot's automation rules
+        print("\n".join(e.errors), file=sys.stderr)
+        print(f"{len(e.errors)} error(s) in the automation rules", file=sys.stderr)
         return 2
 
 

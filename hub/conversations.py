@@ -5,9 +5,10 @@ so every change is stored, audited and published the same way."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+from hub.hours import Closed, Hours, with_label
 from hub.messages import Delivery, Event, Handoff, Outbound, Reply, Sender, Status, utcnow
 from hub.outbox import Outbox
 from hub.ports import Bus, Channel
@@ -52,6 +53,11 @@ class Conversations:
     ) -> None:
         self.store, self.bus, self.outbox, self.channels = store, bus, outbox, channels
         self.default_language = default_language
+        self.hours = Hours()  # business hours: the hub sets the configured ones (hub/hours.py)
+        # told of each resolution (source status, actor): the satisfaction question, hub/csat.py
+        self.after_resolve: Callable[[Conversation, Status, str], Awaitable[None]] | None = None
+        # at a handoff: a line for the customer on their place in the queue (hub/routing.py)
+        self.queue_notice: Callable[[Conversation], Awaitable[str | None]] | None = None
 
     # ---- messages -----------------------------------------------------------------------
 
@@ -228,6 +234,8 @@ class Conversations:
                 "assignee_id": updated.assignee_id,
             },
         )
+        if target == Status.RESOLVED and self.after_resolve is not None:
+            await self.after_resolve(updated, source, actor)
         return updated
 
     async def handoff(
@@ -246,6 +254,9 @@ class Conversations:
             fields["team"] = handoff.team
         if handoff.priority:
             fields["priority"] = handoff.priority
+        closed = self.hours.closed(handoff.team or conversation.team)
+        if closed is not None:  # outside business hours: waits for the morning, labeled
+            fields["labels"] = with_label(conversation.labels)
         conversation = await self.transition(
             conversation, Status.PENDING, "bot", reason=handoff.reason, **fields
         )
@@ -253,10 +264,22 @@ class Conversations:
             text=text("handoff", conversation.language, self.default_language),
             sender=Sender.SYSTEM,
         )
+        if self.queue_notice is not None and (place := await self.queue_notice(conversation)):
+            notice = notice.model_copy(update={"text": f"{notice.text}\n{place}"})
+        if closed is not None:  # when humans are back, instead of "someone is coming"
+            said = await self.closed_notice(conversation, closed)
+            notice = Reply(text=said, sender=Sender.SYSTEM)
         _, outbound = await self.post(
             conversation, notice, reply_to=reply_to, inline=inline, recipient_id=recipient_id
         )
         return conversation, outbound
+
+    async def closed_notice(self, conversation: Conversation, closed: Closed) -> str:
+        """When humans are back, in the customer's language; asks for an email address for a
+        reply by email unless the contact has one."""
+        contact = await self.store.get_contact(conversation.contact_id)
+        email, external_id = (contact.email, contact.external_id) if contact else (None, "")
+        return closed.notice(conversation.language, self.default_language, email, external_id)
 
     async def summary(self, conversation: Conversation, limit: int = 5) -> str:
         """The customer's last few messages, for the agent's first read."""

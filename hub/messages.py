@@ -7,11 +7,14 @@ no platform names: everything platform-specific stays in `channels/`.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_SURROGATE = re.compile("[\ud800-\udfff]")  # lone halves of a UTF-16 pair
 
 
 def utcnow() -> datetime:
@@ -69,6 +72,15 @@ class Attachment(Frozen):
     mime_type: str | None = None
 
 
+class Verified(Frozen):
+    """Ways to reach the customer that their channel vouches for (the sender of an
+    authenticated mail, a phone Telegram shared, a site's signed identity): contacts sharing
+    one are one customer (hub/store/persons.py)."""
+
+    email: str | None = None
+    phone: str | None = None  # E.164 (+8613800138000)
+
+
 class Inbound(Frozen):
     """One customer message, normalized by its channel."""
 
@@ -89,6 +101,16 @@ class Inbound(Frozen):
     new_conversation: bool = False
     # Sent by a machine (an auto-reply, a mailing list): stored for the inbox, never answered.
     automated: bool = False
+    verified: Verified | None = None  # what the channel vouches for about the sender
+
+    @field_validator("sender_id", "channel_message_id", "text", "postback", "sender_name")
+    @classmethod
+    def _storable(cls, value: str | None) -> str | None:
+        """A lone UTF-16 surrogate (JSON allows "\\udfff") can't be stored as text in any
+        database: it becomes U+FFFD, and the rest of the message is kept."""
+        if value is None or _SURROGATE.search(value) is None:
+            return value
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 class Reply(Frozen):

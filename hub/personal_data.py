@@ -22,6 +22,7 @@ from hub.ports import Bus
 from hub.store import Store
 from hub.store.models import AuditLog, Contact, Conversation
 from hub.store.personal import Erasure, PersonalDataStore, media_urls
+from hub.store.persons import People
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,9 @@ def contact_view(contact: Contact) -> dict[str, Any]:
         "name": contact.name,
         "language": contact.language,
         "attributes": contact.attributes,
+        "email": contact.email,  # verified: contacts sharing one are one customer
+        "phone": contact.phone,
+        "person_id": contact.person_id,
         "created_at": contact.created_at.isoformat(),
     }
 
@@ -110,10 +114,14 @@ class PersonalData:
         }
 
     async def erase(self, contact_id: int, actor: str) -> dict[str, int] | None:
-        """Erase a contact and all that is theirs; returns the counts (None: no such contact)."""
+        """Erase a contact and all that is theirs; returns the counts (None: no such contact).
+        The other contacts of the same customer stay, still one customer."""
+        contact = await self.audit.get_contact(contact_id)
         erasure = await self.store.erase_contact(contact_id)
         if erasure is None:
             return None
+        if contact is not None and contact.person_id is not None:
+            await People(self.audit.db).regroup(contact.person_id)
         counts = await self._finish(erasure, "erased")
         await self.audit.audit(actor, "contact.erased", contact_id=contact_id, **counts)
         return counts

@@ -13,6 +13,7 @@ from typing import Any
 
 from hub import logs
 from hub.conversations import Conversations, message_view
+from hub.csat import Csat
 from hub.fallback import Fallback
 from hub.locks import KeyedLocks
 from hub.messages import Handoff, Inbound, Outbound, Status, Understanding
@@ -38,6 +39,7 @@ class Pipeline:
         handoff_intents: Sequence[str],
         default_language: str,
         metrics: Metrics | None = None,
+        csat: Csat | None = None,
     ) -> None:
         self.store, self.conversations, self.channels = store, conversations, channels
         self.classifier, self.flows, self.fallback = classifier, flows, fallback
@@ -45,6 +47,7 @@ class Pipeline:
         self.default_language = default_language
         self.metrics = metrics or Metrics()
         self.locks = KeyedLocks()
+        self.csat = csat or Csat(store, conversations, enabled=False)
 
     async def receive(
         self, inbound: Inbound, on_stored: Callable[[int], Awaitable[None]] | None = None
@@ -98,6 +101,8 @@ class Pipeline:
         #    auto-reply, a list) is kept for the inbox, and neither reopens nor is answered.
         if inbound.automated:
             return []
+        if (thanks := await self.csat.rating(conversation, message, inbound)) is not None:
+            return thanks  # a satisfaction rating: stored, and the conversation stays resolved
         conversation = await self.wake(conversation)
         if conversation.status not in BOT_SPEAKS:
             return []  # a human has it: message.created has reached the inbox

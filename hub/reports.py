@@ -19,7 +19,9 @@ Definitions (README.md "Reports" says the same for managers):
 - First response time: the first agent reply (`first_response_at`) minus the first handover
   (the first status change to `pending`, or straight to `open` when an agent took it from the
   bot), else minus `created_at`; never negative. Resolution time: `resolved_at` minus
-  `created_at`, for conversations resolved now. Wall-clock seconds (no business hours yet).
+  `created_at`, for conversations resolved now. Wall-clock seconds;
+  `first_response_business_seconds` counts only the team's business hours (hub/hours.py; all
+  the time when `bot.hours` sets none).
 - Median and p90 by linear interpolation between the closest ranks (numpy's default, Excel's
   PERCENTILE.INC): the median of 60 and 120 is 90.
 - Unrecognized: customer messages the bot answered (it had the conversation) without a flow or
@@ -31,14 +33,17 @@ Definitions (README.md "Reports" says the same for managers):
   `fell_back`: conversations with an unrecognized message after entering the flow;
   `handed_off`: conversations whose first handover came after entering it.
 - Rates are null when there are no conversations; times are null when there is nothing to
-  measure. CSAT has no ratings yet: `{"average": null, "count": 0}`.
+  measure.
+- CSAT: the customers' ratings (1-5, hub/csat.py) of the conversations in the window, one per
+  conversation (the latest answer): `average` (2 decimals, null without ratings), `count`, and
+  `distribution` (how many of each score); also per channel.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -49,6 +54,9 @@ from hub.store.reports import ConversationFacts, ReportRows, report_rows
 DEFAULT_DAYS = 7
 MAX_DAYS = 366
 TOP_UNRECOGNIZED = 20
+
+# seconds of a team's business time between two instants (hub.hours.Hours.business_seconds)
+BusinessTime = Callable[[str | None, datetime, datetime], float]
 
 
 class BadWindow(ValueError):
@@ -102,8 +110,9 @@ def rate(part: int, whole: int) -> float | None:
 class _Facts:
     """Per-conversation conclusions drawn from the rows."""
 
-    def __init__(self, rows: ReportRows) -> None:
+    def __init__(self, rows: ReportRows, business: BusinessTime | None = None) -> None:
         self.rows = rows
+        self.business = business
         self.in_out: dict[int, Counter[str]] = defaultdict(Counter)
         self.bot_spoke: set[int] = set()
         agent_wrote: set[int] = set()
@@ -115,6 +124,7 @@ class _Facts:
                 agent_wrote.add(conversation_id)
         self.escalated = set(rows.handovers) | agent_wrote
         self.contained = self.bot_spoke - self.escalated
+        self.scores = dict(rows.csat)
 
     def reason(self, conversation_id: int) -> str:
         if conversation_id in self.rows.handovers:
@@ -127,6 +137,16 @@ class _Facts:
         handover = self.rows.handovers.get(c.id)
         start = handover[0] if handover else c.created_at
         return max(0.0, (c.first_response_at - start).total_seconds())
+
+    def first_business(self, c: ConversationFacts) -> float | None:
+        """The first response time counted in the team's business hours (hub.hours)."""
+        if c.first_response_at is None:
+            return None
+        handover = self.rows.handovers.get(c.id)
+        start = handover[0] if handover else c.created_at
+        if self.business is None:
+            return max(0.0, (c.first_response_at - start).total_seconds())
+        return self.business(c.team, start, c.first_response_at)
 
     @staticmethod
     def resolution(c: ConversationFacts) -> float | None:
@@ -144,6 +164,7 @@ class _Facts:
         escalated = ids & self.escalated
         reasons = Counter(self.reason(i) for i in escalated)
         first = [s for c in chosen if (s := self.first_response(c)) is not None]
+        first_business = [s for c in chosen if (s := self.first_business(c)) is not None]
         resolved = [s for c in chosen if (s := self.resolution(c)) is not None]
         return {
             "conversations": len(chosen),
@@ -156,12 +177,16 @@ class _Facts:
             },
             "first_response_seconds": durations(first),
             "resolution_seconds": durations(resolved),
+            "first_response_business_seconds": durations(first_business),
+            "csat": csat([self.scores[i] for i in sorted(ids & self.scores.keys())]),
         }
 
 
-def summarize(rows: ReportRows, since: datetime, until: datetime) -> dict[str, Any]:
+def summarize(
+    rows: ReportRows, since: datetime, until: datetime, business: BusinessTime | None = None
+) -> dict[str, Any]:
     """The report's JSON from the rows read for [since, until)."""
-    facts = _Facts(rows)
+    facts = _Facts(rows, business)
     by_channel: dict[str, list[ConversationFacts]] = defaultdict(list)
     for c in rows.conversations:
         by_channel[c.channel].append(c)
@@ -170,7 +195,6 @@ def summarize(rows: ReportRows, since: datetime, until: datetime) -> dict[str, A
         "since": since.isoformat(),
         "until": until.isoformat(),
         **facts.core(rows.conversations),
-        "csat": {"average": None, "count": 0},  # no ratings yet
         "fallbacks": {"messages": fallback_messages, "conversations": len(rows.fallbacks)},
         "knowledge": {
             "answered": rows.knowledge.get("knowledge.answered", 0),
@@ -184,6 +208,15 @@ def summarize(rows: ReportRows, since: datetime, until: datetime) -> dict[str, A
             {"text": text, "count": n, "last_at": when.isoformat()}
             for text, n, when in rows.unrecognized
         ],
+    }
+
+
+def csat(scores: Sequence[int]) -> dict[str, Any]:
+    """Satisfaction ratings: their average, count and how many of each score (1-5)."""
+    return {
+        "average": round(sum(scores) / len(scores), 2) if scores else None,
+        "count": len(scores),
+        "distribution": {str(n): list(scores).count(n) for n in range(1, 6)},
     }
 
 
@@ -245,7 +278,8 @@ async def summary(
     until: datetime,
     *,
     skip_channels: tuple[str, ...] = (),
+    business: BusinessTime | None = None,
 ) -> dict[str, Any]:
     """The report over the conversations created in [since, until) (see `window`)."""
     rows = await report_rows(db, since, until, skip_channels=skip_channels, top=TOP_UNRECOGNIZED)
-    return summarize(rows, since, until)
+    return summarize(rows, since, until, business)

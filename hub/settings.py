@@ -18,6 +18,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from hub.hours import HoursSettings
+
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -61,6 +63,8 @@ class BotSettings(BaseModel):
     nlu_vectors: Path | None = None
     fallback: FallbackSettings = FallbackSettings()
     handoff_intents: list[str] = ["human"]
+    # business hours, holidays and first-response SLAs per team (hub/hours.py)
+    hours: HoursSettings = HoursSettings()
     # a Rasa action server's webhook (http://host:5055/webhook); unset: the bot's actions.py
     action_endpoint: str | None = None
     action_timeout: float = Field(default=10.0, gt=0, le=120)
@@ -89,6 +93,30 @@ class WebhookSettings(BaseModel):
     backoff_max: float = Field(default=3600.0, gt=0)
 
 
+class CsatSettings(BaseModel):
+    """The satisfaction question sent after an agent resolves a conversation (hub/csat.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    # an answer later than this after the question is an ordinary message
+    answer_within_hours: float = Field(default=24.0, gt=0, le=24 * 30)
+
+
+class AssignmentSettings(BaseModel):
+    """Auto-assignment of pending conversations to online agents (hub/routing.py). Off by
+    default: a new hub (one admin, no teams yet) leaves taking conversations to the agents."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    # seconds between sweeps besides the events that start one (a missed event, a new agent)
+    every: float = Field(default=30.0, gt=0, le=3600)
+    # the expected wait a queued customer is told: the median of this many recent waits of
+    # their team (in the last 24 hours); none: they are told only their place
+    sample: int = Field(default=20, ge=1, le=1000)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="forbid", populate_by_name=True)
 
@@ -113,6 +141,8 @@ class Settings(BaseSettings):
     shutdown_grace: float = Field(default=10.0, ge=0, le=300)
     bot: BotSettings = BotSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    assignment: AssignmentSettings = AssignmentSettings()
+    csat: CsatSettings = CsatSettings()
     # resolved conversations older than this many days are deleted; None keeps them forever
     retention_days: int | None = Field(default=None, ge=1)
     channels: list[ChannelConfig] = [
@@ -199,7 +229,7 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     if path.exists():
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
+        except (yaml.YAMLError, ValueError) as e:  # ValueError: a date like 2026-13-01
             raise SettingsError(f"{path}: not valid YAML: {e}") from e
         if not isinstance(raw, dict):
             raise SettingsError(f"{path}: the top level must be a mapping")

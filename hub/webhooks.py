@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 
-from hub.bus import SubscriberLagged
+from hub.bus import follow
 from hub.messages import Event, utcnow
 from hub.ports import Bus, Subscription, Unavailable
 from hub.settings import WebhookSettings
@@ -110,7 +110,7 @@ class WebhookSender:
         )
         self._subscription = self.bus.subscribe(local_only=True)
         self._tasks = [
-            asyncio.create_task(self._record_events()),
+            asyncio.create_task(follow(self.bus, self._subscription, self.record, "webhooks")),
             asyncio.create_task(self._send_due()),
         ]
 
@@ -132,21 +132,6 @@ class WebhookSender:
         self._cache = None
 
     # ---- recording ----------------------------------------------------------------------
-
-    async def _record_events(self) -> None:
-        while True:
-            subscription = self._subscription
-            assert subscription is not None
-            try:
-                async for event in subscription:
-                    try:
-                        await self.record(event)
-                    except Exception:  # one bad event must not stop the others
-                        log.exception("webhooks: recording %s failed", event.type)
-            except SubscriberLagged:
-                log.error("webhooks: the bus dropped this worker (too far behind); events missed")
-                await subscription.aclose()
-                self._subscription = self.bus.subscribe(local_only=True)
 
     async def _subscriptions(self) -> list[Webhook]:
         now = time.monotonic()

@@ -1,10 +1,13 @@
 // The agents' web UI: login, the navigation, and the page router (#/inbox, #/inbox/<id>,
-// #/agents, #/channels, #/bot, #/try). Each page is a module with mount(root, session).
+// #/dashboard, #/review, #/agents, #/channels, #/bot, #/try). Each page is a module with
+// mount(root, session).
 
 import { api, auth, get, ApiError } from "./api.js";
 import { h, clear, field, select, toast } from "./dom.js";
 import { t, setLanguage, browserLanguage, language } from "./i18n.js";
 import * as inbox from "./inbox.js";
+import * as dashboard from "./dashboard.js";
+import * as review from "./review.js";
 import * as pages from "./pages.js";
 
 const LANG = "kefu.admin.language";
@@ -22,6 +25,8 @@ function rememberLanguage(value) {
 
 const PAGES = [
   { path: "inbox", key: "inbox", module: inbox, roles: null },
+  { path: "dashboard", key: "dashboard", module: dashboard, roles: ["admin"] },
+  { path: "review", key: "review", module: review, roles: ["admin", "designer"] },
   { path: "agents", key: "agents", module: pages.agents, roles: ["admin"] },
   { path: "channels", key: "channels", module: pages.channels, roles: null },
   { path: "bot", key: "bot", module: pages.bot, roles: null },

@@ -157,9 +157,13 @@ export function mount(root, session) {
         if (!page.next_cursor) break;
         after = page.next_cursor;
       }
+      // the customer's earlier conversations, on this channel or their others, shown above
+      const earlier = await get(`/conversations/${id}/history${query({ limit: 200 })}`)
+        .then((page) => page.items.filter((m) => m.conversation_id !== id), () => []);
       if (seq !== openSeq) return;
       state.current = conversation;
       state.messages = messages;
+      state.earlier = earlier;
       markRead(id);
       renderConversation();
       renderList();
@@ -178,7 +182,7 @@ export function mount(root, session) {
     const c = state.current;
     replyInput = null;
     history = h("ol", { class: "history", "aria-label": t("history"), "aria-live": "polite", tabindex: "0" },
-      state.messages.map(messageItem));
+      (state.earlier || []).map(earlierItem), state.messages.map(messageItem));
     clear(view,
       h("header", { class: "conv-head" },
         h("h2", {}, who(c)),
@@ -288,6 +292,15 @@ export function mount(root, session) {
       nlu.intent ? `${t("intent")}: ${nlu.intent} · ${t("confidence")} ${Math.round((nlu.confidence || 0) * 100)}%`
         : `${t("out_of_scope")} · ${t("confidence")} ${Math.round((nlu.confidence || 0) * 100)}%`) : null,
     sender === "bot" && m.bot ? h("div", { class: "nlu" }, [m.bot.flow, m.bot.step !== undefined && m.bot.step !== null ? `${t("step")} ${m.bot.step}` : null].filter(Boolean).join(" · ")) : null);
+  }
+
+  function earlierItem(m) { // a message of another conversation of this customer, with its channel
+    const item = messageItem(m);
+    item.setAttribute("data-testid", "earlier-message");
+    item.classList.add("earlier");
+    item.style.opacity = "0.8"; // set apart from the conversation at hand
+    item.firstChild.prepend(h("span", { class: "chan", title: t("earlier_conversation") }, `${m.channel} #${m.conversation_id}`));
+    return item;
   }
 
   function attachment(a) {
@@ -426,6 +439,8 @@ export function mount(root, session) {
         h("dl", {},
           h("dt", {}, t("name")), h("dd", {}, who(c)),
           h("dt", {}, t("channel")), h("dd", {}, `${c.channel} · ${c.contact.external_id}`),
+          c.person && c.person.contacts.length ? [h("dt", {}, t("other_channels")), h("dd", { "data-testid": "person-contacts" },
+            c.person.contacts.map((o) => h("div", {}, `${o.channel} · ${o.name || o.external_id}`)))] : null,
           c.language ? [h("dt", {}, t("language_of")), h("dd", {}, c.language)] : null,
           h("dt", {}, t("created")), h("dd", {}, when(c.created_at)),
           c.first_response_at ? [h("dt", {}, t("first_response")), h("dd", {}, when(c.first_response_at))] : null)),

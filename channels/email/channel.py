@@ -30,11 +30,12 @@ import logging
 import re
 import time
 from email.message import EmailMessage
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from channels.base import Capabilities, Channel, ChannelConfigError
+from channels.email.auth import sender_authenticated
 from channels.email.content import ParsedMail, normalize_subject, parse_mail, reply_text
 from channels.email.imap import ImapInbox, ImapSettings
 from channels.email.smtp import SmtpSender, SmtpSettings
@@ -45,7 +46,7 @@ from channels.email.threads import (
     references_for,
     subject_key,
 )
-from hub.messages import Attachment, Inbound, Kind, Outbound, Sender
+from hub.messages import Attachment, Inbound, Kind, Outbound, Sender, Verified
 from hub.ports import MediaTooLarge
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,9 @@ class EmailOptions(BaseModel):
     auto_reply_limit: int = Field(default=10, ge=0)  # bot answers per sender per hour
     subject: str = "Your message to us"  # the subject of a thread that has none
     public_url: str | None = None  # the hub's public URL, for links to files under /media
+    # when the From address counts as verified (merges contacts into one customer): auth.py
+    sender_verified: Literal["authenticated", "always", "never"] = "authenticated"
+    authserv_id: str | None = None  # believe only this server's Authentication-Results
 
     @field_validator("address")
     @classmethod
@@ -163,6 +167,7 @@ class EmailChannel(Channel):
             new_conversation=conversation_id is None,
             automated=automated is not None,
             payload={"email": await self._details(mail, raw, how, automated)},
+            verified=self.verified_sender(raw, sender),
         )
         inbound = await self._with_attachments(inbound, mail)
 
@@ -170,6 +175,15 @@ class EmailChannel(Channel):
             await self._remember(mail, message_id, sender)
 
         await self.receiver.receive(inbound, on_stored=stored)
+
+    def verified_sender(self, raw: bytes, sender: str) -> Verified | None:
+        """The sender's address, when it can be believed (`sender_verified`, auth.py)."""
+        trust = self.options.sender_verified
+        if trust == "always" or (
+            trust == "authenticated" and sender_authenticated(raw, sender, self.options.authserv_id)
+        ):
+            return Verified(email=sender)
+        return None
 
     async def bounced(self, mail: ParsedMail, ids: Ids) -> None:
         """A delivery report. A permanent failure of one of our mails marks it failed; the

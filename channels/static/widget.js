@@ -339,7 +339,12 @@
     clearTimeout(timer);
     timer = null;
     ready = false;
-    var url = wsBase + (visitor ? "?visitor=" + encodeURIComponent(visitor) : "");
+    // a signed identity from the site (data-email + data-hash, data-phone + data-phone-hash)
+    var who = ["email", "hash", "phone", "phone-hash"].map(function (k) {
+      var v = script && script.getAttribute("data-" + k);
+      return v ? "&" + k.replace("-", "_") + "=" + encodeURIComponent(v) : "";
+    }).join("");
+    var url = wsBase + "?visitor=" + encodeURIComponent(visitor || "") + who;
     var sock;
     try { sock = new WebSocket(url); } catch (e) { return retry(); }
     ws = sock;

@@ -12,8 +12,10 @@ from fastapi import APIRouter, HTTPException
 from pydantic import Field, field_validator
 
 from channels.memory import MemoryChannel
+from flows.loader import by_place
 from flows.schema import iter_steps
 from hub.app import BotFiles, _read_bot_cached, _stamp, model_dir, train_classifier
+from hub.automations_config import AutomationError, load_bot_automations
 from hub.conversations import message_view
 from hub.inbox.deps import CurrentAgent, DesignerAgent, HubDep, actor
 from hub.inbox.schemas import Body
@@ -112,6 +114,15 @@ def bot_view(hub: Hub, files: BotFiles) -> dict[str, Any]:
         "errors": list(files.errors),
         "flows": flows,
         "intents": [{"name": n, "examples": examples[n]} for n in sorted(examples)],
+        "automations": [  # the rules being served, in the order they run
+            {
+                "name": loaded.name,
+                "on": loaded.rule.on,
+                "file": _relative(loaded.path, folder),
+                "line": loaded.line,
+            }
+            for loaded in hub.automations.rules
+        ],
         "knowledge": [
             {
                 "id": entry.id,
@@ -128,10 +139,17 @@ def bot_view(hub: Hub, files: BotFiles) -> dict[str, Any]:
 
 @router.get("/bot")
 async def get_bot(hub: HubDep, agent: CurrentAgent) -> dict[str, Any]:
-    """The bot being served (`loaded_at`, `served_errors`: why the last reload was refused)
-    and its folder as it is now: `errors`, flows, intents and knowledge entries."""
+    """The bot being served (`loaded_at`, `served_errors`: why the last reload was refused,
+    `automations`: the rules running) and its folder as it is now: `errors` (automations'
+    too), flows, intents and knowledge entries."""
     files = await asyncio.to_thread(current_files, hub.settings)
-    return bot_view(hub, files)
+    view = bot_view(hub, files)
+    try:
+        intents = files.data.intents if files.data else None
+        await asyncio.to_thread(load_bot_automations, hub.settings, intents)
+    except AutomationError as e:
+        view["errors"] = by_place([*view["errors"], *e.errors])
+    return view
 
 
 class ReloadBody(Body):

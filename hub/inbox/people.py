@@ -159,6 +159,8 @@ async def update_me(body: MeBody, hub: HubDep, agent: CurrentAgent) -> dict[str,
         raise HTTPException(404, "your agent is gone")
     changed = sorted(body.model_fields_set - {"current_password"})
     await hub.store.audit(actor(agent), "me.updated", agent_id=agent.id, changed=changed)
+    if updated.presence != agent.presence:  # auto-assignment: room, or conversations to hand on
+        await hub.routing.presence_changed(agent.id, updated.presence)
     return full_view(updated)
 
 

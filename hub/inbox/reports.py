@@ -44,4 +44,6 @@ async def summary(
     # channel `try-it` of its own (then the built-in one does not exist)
     builtin_try_it = all(c.name != TRY_IT for c in hub.settings.channels)
     skip = (TRY_IT,) if builtin_try_it else ()
-    return await reports.summary(hub.db, start, end, skip_channels=skip)
+    return await reports.summary(
+        hub.db, start, end, skip_channels=skip, business=hub.hours.business_seconds
+    )

@@ -12,6 +12,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 
 from hub.auth import DUMMY_HASH, hash_password, issue_token, needs_rehash, verify_password
 from hub.conversations import message_view
+from hub.inbox.contacts import person_view
 from hub.inbox.deps import (
     CurrentAgent,
     HubDep,
@@ -163,8 +164,13 @@ async def _view(hub: HubDep, conversation_id: int) -> dict[str, Any]:
 async def get_conversation(
     conversation_id: RowId, hub: HubDep, agent: CurrentAgent
 ) -> dict[str, Any]:
-    await visible_conversation(hub, agent, conversation_id)
-    return await _view(hub, conversation_id)
+    conversation = await visible_conversation(hub, agent, conversation_id)
+    view = await _view(hub, conversation_id)
+    # the customer's contacts on other channels (GET .../history reads them all)
+    person = await person_view(hub, conversation.contact_id)
+    due = await hub.sla.due_at(conversation)  # the first response's SLA deadline (hub/sla.py)
+    view["sla_due_at"] = due.isoformat() if due else None
+    return {**view, "person": person, "csat": await hub.csat.of(conversation_id)}
 
 
 @router.get("/conversations/{conversation_id}/messages")

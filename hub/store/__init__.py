@@ -1,5 +1,6 @@
 """Persistence: SQLModel tables, the async store, Alembic migrations."""
 
+from hub.store.cursors import CursorError
 from hub.store.database import Database
 from hub.store.migrate import migrate
 from hub.store.models import (
@@ -17,7 +18,6 @@ from hub.store.models import (
 from hub.store.store import (
     ConversationFilter,
     ConversationRow,
-    CursorError,
     Draft,
     LastAdminError,
     StatusChanged,

@@ -1,5 +1,6 @@
 """The reads behind the summary report (hub/reports.py): per-conversation facts and GROUP BY
 counts over the conversations created in a window, the same SQL on SQLite and PostgreSQL.
+`unrecognized_texts` also feeds the review of unrecognized messages (hub/nlu_review.py).
 
 Nothing here loads messages one by one: the largest results are one row per conversation (or per
 conversation and intent, flow or sender), whatever the number of messages."""
@@ -16,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub.messages import Sender, Status
 from hub.store.database import Database
-from hub.store.models import AuditLog, Conversation, Message
+from hub.store.models import AuditLog, Conversation, CsatRating, Message, NluExample
 
 KNOWLEDGE_EVENTS = ("knowledge.answered", "knowledge.helpful", "knowledge.unhelpful")
 
@@ -29,6 +30,7 @@ class ConversationFacts:
     created_at: datetime
     first_response_at: datetime | None
     resolved_at: datetime | None
+    team: str | None = None  # whose business hours count (hub/hours.py)
 
 
 @dataclass
@@ -52,6 +54,8 @@ class ReportRows:
     unrecognized: list[tuple[str, int, datetime]] = field(default_factory=list)
     # knowledge.answered / helpful / unhelpful audit events -> count
     knowledge: dict[str, int] = field(default_factory=dict)
+    # (conversation, score): the customers' satisfaction ratings, at most one per conversation
+    csat: list[tuple[int, int]] = field(default_factory=list)
 
 
 def _json_text(column: Any, *path: str) -> Any:
@@ -88,6 +92,7 @@ def unrecognized_clause() -> Any:
         or_(
             _json_text(payload, "bot", "flow").is_not(None),
             _json_text(payload, "bot", "knowledge").is_not(None),
+            _json_text(payload, "bot", "csat").is_not(None),  # thanks for a rating (hub.csat)
         )
     ).exists()
     fallback_reply = reply.where(
@@ -104,9 +109,51 @@ def unrecognized_clause() -> Any:
     )
 
 
+def _unrecognized_in(window: Any) -> Any:
+    """The unrecognized customer messages of the conversations in `window`, as a subquery of
+    (conversation_id, text, created_at)."""
+    return (
+        select(_customer.c.conversation_id, _customer.c.text, _customer.c.created_at)
+        .where(_customer.c.conversation_id.in_(window), unrecognized_clause())
+        .subquery()
+    )
+
+
+def _most_frequent(found: Any, top: int, *conditions: Any) -> Any:
+    """(text, messages, the newest one's time) of the messages `found` (exact text), most
+    frequent first, then newest, at most `top`."""
+    n, last = func.count().label("n"), func.max(found.c.created_at).label("last_at")
+    return (
+        select(found.c.text, n, last)
+        .where(*conditions)
+        .group_by(found.c.text)
+        .order_by(n.desc(), last.desc(), found.c.text)
+        .limit(top)
+    )
+
+
 async def _all(s: AsyncSession, query: Any) -> list[Any]:
     """The rows of a SQLAlchemy Core query, on the session's connection."""
     return list((await (await s.connection()).execute(query)).all())
+
+
+async def unrecognized_texts(
+    db: Database,
+    since: datetime,
+    until: datetime,
+    *,
+    skip_channels: tuple[str, ...] = (),
+    top: int = 20,
+    unlabeled: bool = False,
+) -> list[tuple[str, int, datetime]]:
+    """The report's `unrecognized` on its own: the most frequent texts the bot did not
+    understand in the conversations created in [since, until), as (text, messages, the newest
+    one's time). `unlabeled` leaves out the texts a designer labeled already (NluExample)."""
+    found = _unrecognized_in(_in_window(since, until, skip_channels))
+    labeled = found.c.text.not_in(select(col(NluExample.text)))
+    query = _most_frequent(found, top, *([labeled] if unlabeled else []))
+    async with db.read() as s:
+        return [(str(t), int(n), when) for t, n, when in await _all(s, query)]
 
 
 async def report_rows(
@@ -128,10 +175,11 @@ async def report_rows(
             col(Conversation.created_at),
             col(Conversation.first_response_at),
             col(Conversation.resolved_at),
+            col(Conversation.team),
         ).where(col(Conversation.id).in_(window))
         rows.conversations = [
-            ConversationFacts(int(i), str(ch), str(st), created, first, resolved)
-            for i, ch, st, created, first, resolved in await _all(s, conversations)
+            ConversationFacts(int(i), str(ch), str(st), created, first, resolved, team)
+            for i, ch, st, created, first, resolved, team in await _all(s, conversations)
         ]
         if not rows.conversations:
             return rows
@@ -221,21 +269,12 @@ async def report_rows(
             for f, loc, step, n in await _all(s, steps)
         ]
 
-        unrecognized = select(
-            _customer.c.conversation_id, _customer.c.text, _customer.c.created_at
-        ).where(_customer.c.conversation_id.in_(window), unrecognized_clause())
-        found = unrecognized.subquery()
+        found = _unrecognized_in(window)
         per_conversation = select(
             found.c.conversation_id, func.count(), func.max(found.c.created_at)
         ).group_by(found.c.conversation_id)
         rows.fallbacks = [(int(c), int(n), last) for c, n, last in await _all(s, per_conversation)]
-        n, last = func.count().label("n"), func.max(found.c.created_at).label("last_at")
-        by_text = (
-            select(found.c.text, n, last)
-            .group_by(found.c.text)
-            .order_by(n.desc(), last.desc(), found.c.text)
-            .limit(top)
-        )
+        by_text = _most_frequent(found, top)
         rows.unrecognized = [(str(t), int(n), when) for t, n, when in await _all(s, by_text)]
 
         knowledge = (
@@ -247,4 +286,9 @@ async def report_rows(
             .group_by(col(AuditLog.action))
         )
         rows.knowledge = {str(a): int(n) for a, n in await _all(s, knowledge)}
+
+        ratings = select(col(CsatRating.conversation_id), col(CsatRating.score)).where(
+            col(CsatRating.conversation_id).in_(window)
+        )
+        rows.csat = [(int(c), int(score)) for c, score in await _all(s, ratings)]
     return rows

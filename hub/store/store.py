@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Sequence
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import false, func, literal, or_, true, update
+from sqlalchemy import false, func, literal, or_, text, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from hub.messages import Delivery, Inbound, Kind, Sender, Status, utcnow
+from hub.store.cursors import decode_cursor, encode_cursor
 from hub.store.database import Database, is_sqlite
 from hub.store.models import (
     Agent,
@@ -24,11 +26,8 @@ from hub.store.models import (
     Message,
     Team,
 )
+from hub.store.persons import link_verified
 from hub.store.types import UTCDateTime
-
-
-class CursorError(ValueError):
-    """A pagination cursor that this store did not hand out."""
 
 
 class LastAdminError(ValueError):
@@ -98,18 +97,6 @@ class ConversationRow:
     conversation: Conversation
     contact: Contact
     last_message: Message | None
-
-
-def _encode_cursor(when: datetime, ident: int) -> str:
-    return base64.urlsafe_b64encode(f"{when.isoformat()}|{ident}".encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, int]:
-    try:
-        when, ident = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return datetime.fromisoformat(when), int(ident)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise CursorError("invalid cursor") from e
 
 
 class Store:
@@ -207,6 +194,8 @@ class Store:
         elif inbound.sender_name and contact.name != inbound.sender_name:
             contact.name = inbound.sender_name
             s.add(contact)
+        if inbound.verified is not None:  # one customer across channels: hub/store/persons.py
+            link_verified(s, contact, inbound.verified)
         return contact
 
     async def conversation_of(self, channel: str, channel_message_id: str) -> int | None:
@@ -460,7 +449,7 @@ class Store:
             where,
         )
         if cursor:
-            when, ident = _decode_cursor(cursor)
+            when, ident = decode_cursor(cursor)
             query = query.where(
                 or_(
                     col(Conversation.last_message_at) < when,
@@ -480,7 +469,7 @@ class Store:
         if more and pairs:
             last = pairs[-1][0]
             assert last.id is not None
-            next_cursor = _encode_cursor(last.last_message_at, last.id)
+            next_cursor = encode_cursor(last.last_message_at, last.id)
         return rows, next_cursor
 
     def _labels(self) -> Any:
@@ -796,3 +785,74 @@ class Store:
                 return False
             await s.delete(team)
             return True
+
+    # ---- assignment (hub/routing.py) ----------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[None]:
+        """Held by one hub process at a time (a PostgreSQL advisory lock, let go with the
+        transaction, so also when the process dies). SQLite has one hub process: no-op."""
+        if is_sqlite(self.db.url):
+            yield
+            return
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        async with self.db.engine.connect() as connection:
+            await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+            yield  # the connection's transaction ends (rolled back) on exit: the lock goes
+
+    async def pending_since(self) -> list[tuple[Conversation, datetime]]:
+        """Pending conversations with when they started waiting: their last handoff from the
+        bot (a conversation an agent gave back keeps its place), else their last move to
+        pending, else their creation."""
+        async with self.db.read() as s:
+            waiting = select(Conversation).where(Conversation.status == Status.PENDING)
+            pending = list((await s.exec(waiting)).all())
+            ids = [c.id for c in pending if c.id is not None]
+            rows = (
+                await s.exec(
+                    select(AuditLog)
+                    .where(AuditLog.action == "status", col(AuditLog.conversation_id).in_(ids))
+                    .order_by(col(AuditLog.id))
+                )
+            ).all()
+        handed: dict[int, datetime] = {}
+        moved: dict[int, datetime] = {}
+        for row in rows:
+            if row.conversation_id is None or row.data.get("target") != Status.PENDING:
+                continue
+            moved[row.conversation_id] = row.created_at
+            if row.data.get("source") == Status.BOT:
+                handed[row.conversation_id] = row.created_at
+        return [(c, handed.get(c.id or 0) or moved.get(c.id or 0) or c.created_at) for c in pending]
+
+    async def recent_waits(self, since: datetime) -> list[tuple[str | None, float]]:
+        """(team, seconds) of each wait since `since` from pending to open (taken by an
+        agent or assigned), oldest first."""
+        query = (
+            select(AuditLog, Conversation.team)
+            .join(Conversation, col(Conversation.id) == col(AuditLog.conversation_id))
+            .where(AuditLog.action == "status", col(AuditLog.created_at) >= since)
+            .order_by(col(AuditLog.id))
+        )
+        async with self.db.read() as s:
+            rows = (await s.exec(query)).all()
+        waiting: dict[int, datetime] = {}
+        waits: list[tuple[str | None, float]] = []
+        for row, team in rows:
+            if row.conversation_id is None:
+                continue
+            if row.data.get("target") == Status.PENDING:
+                waiting[row.conversation_id] = row.created_at
+            elif row.data.get("source") == Status.PENDING and row.conversation_id in waiting:
+                start = waiting.pop(row.conversation_id)
+                if row.data.get("target") == Status.OPEN:
+                    waits.append((team, (row.created_at - start).total_seconds()))
+        return waits
+
+    async def open_of(self, agent_id: int) -> list[Conversation]:
+        """The conversations `agent_id` has open."""
+        query = select(Conversation).where(
+            Conversation.status == Status.OPEN, Conversation.assignee_id == agent_id
+        )
+        async with self.db.read() as s:
+            return list((await s.exec(query)).all())

@@ -534,6 +534,27 @@ def test_an_event_the_hub_cannot_store_gets_503_and_its_retry_is_taken(
     assert len(slack.api.posts("D111")) == 1
 
 
+def test_a_lone_surrogate_in_the_text_is_stored_as_a_replacement_character(slack: Slack) -> None:
+    """JSON may escape half of a UTF-16 pair ("\\udfff"); Slack's body is read with json.loads,
+    which keeps it, and no database stores it as text: the message is kept and answered, that
+    character replaced (found by fuzzing)."""
+    assert slack.post(dm("hello \udfff there \ud83d\ude00", "surrogate")).status_code == 200
+    slack.drain()
+    assert slack.customer_texts("T111:D111") == ["hello \ufffd there \U0001f600"]
+    assert len(slack.api.posts("D111")) == 1
+
+
+def test_a_message_without_a_channel_is_acknowledged_and_ignored(
+    slack: Slack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nowhere to answer it: not stored, and no reply left failing in the outbox (found by
+    fuzzing)."""
+    assert slack.post(dm("hello", "no-channel", channel="")).status_code == 200
+    slack.drain()
+    assert slack.conversations() == []
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
 def test_the_same_message_under_a_new_event_id_is_still_stored_once(slack: Slack) -> None:
     """Another process (or a restart) doesn't share the event ids seen: the pipeline's dedupe
     on the message's channel and ts is the second line."""

@@ -474,6 +474,37 @@ def test_a_sticker_is_not_taken(alone: TestClient, receiver: RecordingReceiver) 
     assert receiver.inbound == []
 
 
+def contact_card(update_id: int, phone: str, user_id: int | None) -> dict[str, Any]:
+    update = text_update(7, "", update_id)
+    del update["message"]["text"]
+    card: dict[str, Any] = {"phone_number": phone, "first_name": "Mei"}
+    if user_id is not None:
+        card["user_id"] = user_id
+    update["message"]["contact"] = card
+    return update
+
+
+def test_sharing_ones_own_contact_card_verifies_the_phone(
+    alone: TestClient, receiver: RecordingReceiver
+) -> None:
+    sender = text_update(7, "", 43)["message"]["from"]["id"]
+    assert post(alone, contact_card(43, "8613800138000", sender)).status_code == 200
+
+    [inbound] = receiver.inbound
+    assert inbound.text == "8613800138000" and inbound.payload["contact"]["name"] == "Mei"
+    assert inbound.verified is not None and inbound.verified.phone == "+8613800138000"
+
+
+def test_someone_elses_contact_card_verifies_nothing(
+    alone: TestClient, receiver: RecordingReceiver
+) -> None:
+    post(alone, contact_card(44, "+8613900139000", 424242))
+    post(alone, contact_card(45, "+8613900139000", None))
+
+    assert [i.text for i in receiver.inbound] == ["+8613900139000"] * 2
+    assert [i.verified for i in receiver.inbound] == [None, None]
+
+
 # ---- groups ----------------------------------------------------------------------------
 
 ALICE, BOB = user(7001, "Alice"), user(7002, "Bob")

@@ -37,3 +37,15 @@ def test_only_the_page_files_are_served(client: TestClient) -> None:
         "/admin/static/.hidden.js",
     ):
         assert client.get(path).status_code == 404, path
+
+
+def test_the_chart_library_is_served_from_the_hub(client: TestClient) -> None:
+    """The dashboard's Chart.js comes from admin/static/vendor/ (no CDN: the CSP allows only
+    the hub's scripts); the licence and notes beside it, and anything unlisted, are not served."""
+    assert 'import("./vendor/chart.umd.min.js")' in (STATIC / "dashboard.js").read_text()
+    r = client.get("/admin/static/vendor/chart.umd.min.js")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript")
+    assert r.text.startswith("/*!\n * Chart.js v4.")
+    assert "eval(" not in r.text and "new Function" not in r.text  # CSP: no 'unsafe-eval'
+    for name in ("chart.js-LICENSE.md", "README.md", "missing.js", "..%2fapp.js"):
+        assert client.get(f"/admin/static/vendor/{name}").status_code == 404, name

@@ -90,6 +90,7 @@ async def test_resolved_conversation_reopens_to_the_bot(testbot: TestBot) -> Non
     await testbot.press("/human")
     conversation = await testbot.hub.store.get_conversation(await testbot.conversation_id())
     await testbot.hub.conversations.transition(conversation, Status.RESOLVED, "agent:1")
+    await testbot.received()  # the satisfaction question (hub/csat.py) goes out first
     replies = await testbot.say("hello again")
     assert replies and replies[0].sender == Sender.BOT
     assert await testbot.status() == Status.BOT

@@ -64,8 +64,8 @@ def report(client: TestClient, auth: dict[str, str], **params: str) -> dict[str,
 
 def make_history(client: TestClient, admin: dict[str, str]) -> dict[str, int]:
     """alice: greeted, then not understood (the bot alone); bob: order status, then asks for a
-    human, whom lin answers 90 s after the handover and resolves an hour after the start;
-    carol: not understood twice, so the bot hands over; a web visitor: opening hours."""
+    human, whom lin answers 90 s after the handover and resolves an hour after the start, and
+    rates 4 when asked (hub/csat.py); carol: not understood twice, so the bot hands over; a web visitor: opening hours."""
     customer_says(client, "alice", "hello")
     customer_says(client, "alice", "what is the meaning of life")
     customer_says(client, "bob", "where is my order")
@@ -75,6 +75,7 @@ def make_history(client: TestClient, admin: dict[str, str]) -> dict[str, int]:
     assert r.status_code == 201, r.text
     r = client.post(f"{V1}/conversations/{bob}/status", json={"status": "resolved"}, headers=admin)
     assert r.status_code == 200, r.text
+    customer_says(client, "bob", '/csat{"score": 4}')  # the rating question's button 4
     customer_says(client, "carol", "what is the meaning of life")
     replies = customer_says(client, "carol", "tell me about quantum physics")
     assert "human" in replies[-1]["text"], replies  # the second fallback in a row hands over
@@ -111,9 +112,9 @@ def test_the_summary_shows_what_happened(both: Api) -> None:
     body = report(client, admin)
 
     assert body["conversations"] == 4  # alice, bob, carol, the web visitor; not try-it
-    # in: 2 + 2 + 2 + 1; out: alice 2 bot, bob 1 bot + handover notice + lin's reply,
-    # carol 1 bot + handover notice, web 1 bot
-    assert body["messages"] == {"in": 7, "out": 8}
+    # in: 2 + 3 + 2 + 1; out: alice 2 bot, bob 1 bot + handover notice + lin's reply + the
+    # rating question + thanks, carol 1 bot + handover notice, web 1 bot
+    assert body["messages"] == {"in": 8, "out": 10}
     assert body["containment_rate"] == 0.5  # alice and the web visitor
     assert body["escalation"] == {
         "rate": 0.5,
@@ -121,25 +122,31 @@ def test_the_summary_shows_what_happened(both: Api) -> None:
         "reasons": {"customer_request": 1, "fallback": 1},
     }
     assert body["first_response_seconds"] == {"median": 90.0, "p90": 90.0, "count": 1}
+    # no business hours configured (bot.hours): business time is all the time
+    assert body["first_response_business_seconds"] == body["first_response_seconds"]
     assert body["resolution_seconds"] == {"median": 3600.0, "p90": 3600.0, "count": 1}
-    assert body["csat"] == {"average": None, "count": 0}
+    distribution = {"1": 0, "2": 0, "3": 0, "4": 1, "5": 0}
+    assert body["csat"] == {"average": 4.0, "count": 1, "distribution": distribution}
     assert body["fallbacks"] == {"messages": 3, "conversations": 2}
 
     rest, web = body["channels"]["rest"], body["channels"]["web"]
     assert set(body["channels"]) == {"rest", "web"}
-    assert rest["conversations"] == 3 and rest["messages"] == {"in": 6, "out": 7}
+    assert rest["conversations"] == 3 and rest["messages"] == {"in": 7, "out": 9}
+    assert rest["csat"] == body["csat"]
     assert rest["containment_rate"] == 0.3333 and rest["escalation"]["count"] == 2
     assert rest["first_response_seconds"]["median"] == 90.0
     assert web["conversations"] == 1 and web["containment_rate"] == 1.0
     assert web["escalation"] == {"rate": 0.0, "count": 0, "reasons": {}}
     assert web["resolution_seconds"] == {"median": None, "p90": None, "count": 0}
+    assert web["csat"]["average"] is None and web["csat"]["count"] == 0
 
     intents = body["intents"]
     assert intents["check_order"] == {"messages": 1, "conversations": 1, "escalated": 1}
     assert intents["human"] == {"messages": 1, "conversations": 1, "escalated": 1}
     assert intents["greet"] == {"messages": 1, "conversations": 1, "escalated": 0}
     assert intents["opening_hours"] == {"messages": 1, "conversations": 1, "escalated": 0}
-    assert set(intents) == {"check_order", "human", "greet", "opening_hours"}
+    assert intents["csat"] == {"messages": 1, "conversations": 1, "escalated": 1}  # bob's rating
+    assert set(intents) == {"check_order", "human", "greet", "opening_hours", "csat"}
 
     flows = body["flows"]
     assert flows["order_status"] == {
@@ -184,6 +191,8 @@ def test_an_empty_window_has_zeros_and_null_rates(both: Api) -> None:
     assert body["escalation"] == {"rate": None, "count": 0, "reasons": {}}
     assert body["first_response_seconds"] == {"median": None, "p90": None, "count": 0}
     assert body["resolution_seconds"] == {"median": None, "p90": None, "count": 0}
+    none = {"1": 0, "2": 0, "3": 0, "4": 0, "5": 0}
+    assert body["csat"] == {"average": None, "count": 0, "distribution": none}
     assert body["channels"] == {} and body["intents"] == {} and body["flows"] == {}
     assert body["unrecognized"] == []
     # the default window is the last 7 days, and has alice

@@ -92,7 +92,15 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/contacts"): Rule(**ADMIN),
     ("GET", "/contacts/{contact_id}/export"): Rule(**ADMIN_ELSEWHERE),
     ("DELETE", "/contacts/{contact_id}"): Rule(**ADMIN_ELSEWHERE),
+    ("POST", "/contacts/{contact_id}/merge"): Rule(**ADMIN_ELSEWHERE, body={"with": 1}),
+    ("POST", "/contacts/{contact_id}/unmerge"): Rule(**ADMIN_ELSEWHERE),
+    ("GET", "/conversations/{conversation_id}/history"): Rule(),
     ("GET", "/reports/summary"): Rule(**ADMIN),  # every team's figures and customers' words
+    ("GET", "/nlu/review"): Rule(agent=DENIED),  # designers and admins improve the bot
+    ("GET", "/nlu/examples"): Rule(agent=DENIED),
+    ("POST", "/nlu/examples"): Rule(agent=DENIED, body={"intent": "greet"}),
+    ("DELETE", "/nlu/examples/{example_id}"): Rule(agent=DENIED),
+    ("GET", "/queue"): Rule(),
 }
 # What an API token gets differently from a login of the same role.
 TOKEN_RULES = {("PATCH", "/me"): DENIED}  # a token has no settings of its own
@@ -150,6 +158,10 @@ class Things:
     def contact_id(self) -> int:
         return 999_999
 
+    def example_id(self) -> int:
+        body = {"text": f"hi {next(self.n)}", "intent": "greet"}
+        return int(self._created("/nlu/examples", body))
+
     def fill(self, path: str) -> str:
         while "{" in path:
             name = path[path.index("{") + 1 : path.index("}")]
@@ -164,6 +176,7 @@ class Things:
             ("POST", "/teams"): {"name": f"new{n}"},
             ("POST", "/canned"): {"short_code": f"new{n}"},
             ("POST", "/tokens"): {"name": f"integration {n}"},
+            ("POST", "/nlu/examples"): {"text": f"hello there {n}"},
         }.get((method, path), {})
         return {**body, **extra} if isinstance(body, dict) else body
 

@@ -324,3 +324,34 @@ def test_admin_pages(server: str, browser: Browser) -> None:
     page.get_by_role("button", name="Talk to a human").first.click()
     expect(page.locator(".try")).to_contain_text("Pending")
     assert not errors, errors
+
+
+def test_one_customer_across_channels_shows_their_other_contact_and_earlier_messages(
+    server: str, browser: Browser
+) -> None:
+    """Two contacts an admin merged: the conversation shows the other contact in the panel and
+    the other conversation's messages above its own, marked with their channel."""
+    from playwright.sync_api import expect
+
+    auth = api_auth(server)
+    for sender, text in (("ui-early", "my parcel is late"), ("ui-late", "/human")):
+        r = httpx.post(f"{server}/webhooks/rest/webhook", json={"sender": sender, "message": text})
+        assert r.status_code == 200, r.text
+    found = httpx.get(f"{server}/api/v1/contacts", params={"q": "ui-"}, headers=auth).json()
+    ids = {c["external_id"]: c["id"] for c in found["items"]}
+    merge = f"{server}/api/v1/contacts/{ids['ui-late']}/merge"
+    assert httpx.post(merge, json={"with": ids["ui-early"]}, headers=auth).status_code == 200
+    listed = httpx.get(f"{server}/api/v1/conversations", params={"q": "ui-late"}, headers=auth)
+    [late] = [c for c in listed.json()["items"] if c["contact"]["external_id"] == "ui-late"]
+
+    errors: list[str] = []
+    page = open_page(browser, errors)
+    log_in(page, server)
+    item = f"[data-testid=conversation-item][data-conversation-id='{late['id']}']"
+    page.locator(item).click()
+    earlier = page.get_by_test_id("earlier-message").filter(has_text="my parcel is late")
+    expect(earlier).to_contain_text("rest #")
+    expect(page.get_by_test_id("person-contacts")).to_contain_text("rest · ui-early")
+    own = page.locator("[data-testid=message][data-sender=contact]")
+    expect(own).to_have_count(1)  # the conversation's own messages stay apart
+    assert errors == []
