@@ -130,7 +130,7 @@ class PersonalData:
         """Delete conversations resolved more than `days` days ago (and contacts left with
         none); audits the counts when there were any."""
         cutoff = utcnow() - timedelta(days=days)
-        total = {"conversations": 0, "messages": 0, "contacts": 0, "files": 0}
+        total = {"conversations": 0, "messages": 0, "contacts": 0, "files": 0, "nlu_examples": 0}
         while True:
             erasure = await self.store.erase_resolved_before(cutoff)
             if not erasure.conversation_ids:

@@ -23,6 +23,7 @@ from hub.store.models import (
     Contact,
     Conversation,
     Message,
+    NluExample,
     WebhookDelivery,
 )
 
@@ -48,6 +49,7 @@ class Erasure:
     messages: int = 0
     contacts: int = 0
     media: list[str] = field(default_factory=list)
+    nlu_examples: int = 0  # training examples labeled from the contact's own messages
 
     def counts(self) -> dict[str, int]:
         return {
@@ -55,6 +57,7 @@ class Erasure:
             "messages": self.messages,
             "contacts": self.contacts,
             "files": len(self.media),
+            "nlu_examples": self.nlu_examples,
         }
 
 
@@ -143,7 +146,14 @@ class PersonalDataStore:
             ids = (
                 await s.exec(select(Conversation.id).where(Conversation.contact_id == contact_id))
             ).all()
+            # a designer labeled some of their words as training data: those go with them
+            # (retention keeps them: it deletes old conversations, not what a person asked for)
+            said = select(Message.text).where(
+                col(Message.conversation_id).in_(list(ids)), Message.direction == "in"
+            )
+            labeled = await s.exec(delete(NluExample).where(col(NluExample.text).in_(said)))
             erasure = await self._erase(s, [i for i in ids if i is not None])
+            erasure.nlu_examples = labeled.rowcount
             await s.delete(contact)
             erasure.contacts = 1
             return erasure

@@ -165,6 +165,22 @@ def test_labeling_takes_a_message_off_the_review(api_both: Api) -> None:
     assert [a["data"]["example_id"] for a in audit] == [created["id"]]
 
 
+def test_erasing_a_contact_deletes_the_examples_labeled_from_their_words(api_both: Api) -> None:
+    """A customer's words copied into training data are theirs too (PIPL, GDPR erasure)."""
+    client = api_both.client
+    customer_says(client, "erase-me", "my parcel 8812 smells like fish")
+    customer_says(client, "keep-me", "what is the meaning of life")
+    mine = api_both.label("my parcel 8812 smells like fish", "complaint")
+    kept = api_both.label("what is the meaning of life", "out_of_scope")
+    contacts = client.get(f"{V1}/contacts", params={"q": "erase-me"}, headers=api_both.admin)
+    [contact] = contacts.json()["items"]
+    r = client.delete(f"{V1}/contacts/{contact['id']}", headers=api_both.admin)
+    assert r.status_code == 200, r.text
+    assert r.json()["erased"]["nlu_examples"] == 1
+    listed = client.get(EXAMPLES, headers=api_both.admin).json()["items"]
+    assert [e["id"] for e in listed] == [kept["id"]] and mine["id"] != kept["id"]
+
+
 def test_bad_labels_are_refused_with_the_reason(api: Api) -> None:
     unknown = api.label(FISH, "smells", status=422)["detail"]
     assert "'smells' is not one of the bot's intents" in unknown
