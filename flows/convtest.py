@@ -38,12 +38,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
 
-from flows.loader import by_place, unique_names, yaml_files
+from flows.loader import unique_names, yaml_files
 from hub.messages import Outbound, Status
+from hub.yaml_places import by_place, read_yaml
 
 if TYPE_CHECKING:
     from hub.ports import Classifier, FlowRunner
@@ -277,14 +276,9 @@ def _load_test(f: _File, tests: CommentedSeq, i: int) -> ConversationTest | None
 def load_file(path: Path) -> tuple[list[ConversationTest], list[str]]:
     """The tests of one file, and the errors found in it."""
     f = _File(path)
-    try:
-        tree = YAML(typ="rt").load(path.read_text(encoding="utf-8"))
-    except MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        at = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else f"{path}:1:1"
-        return [], [f"{at}: invalid YAML: {e.problem or e.context}"]
-    except UnicodeDecodeError as e:
-        return [], [f"{path}:1:1: not UTF-8 text ({e.reason})"]
+    tree, error = read_yaml(path)
+    if error is not None:
+        return [], [error]
     if tree is None:
         return [], []
     if not isinstance(tree, CommentedMap) or "tests" not in tree:

@@ -17,9 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from pydantic import ValidationError
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
-from ruamel.yaml.error import MarkedYAMLError
 
 from flows.schema import (
     STEP_KINDS,
@@ -37,7 +35,7 @@ from flows.schema import (
     iter_steps,
 )
 from flows.templates import VARIABLES, TemplateSyntaxError, references
-from hub.yaml_places import position
+from hub.yaml_places import by_place, position, read_yaml
 
 Loc = tuple[Any, ...]
 _STEP_LISTS = ("steps", "then", "else")
@@ -256,14 +254,9 @@ def _target_errors(flows: dict[str, LoadedFlow]) -> list[str]:
 
 def load_file(path: Path) -> tuple[list[LoadedFlow], list[str]]:
     """The flows of one file, and the errors found in it."""
-    try:
-        tree = YAML(typ="rt").load(path.read_text(encoding="utf-8"))
-    except MarkedYAMLError as e:
-        mark = e.problem_mark
-        at = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else f"{path}:1:1"
-        return [], [f"{at}: invalid YAML: {e.problem}"]
-    except UnicodeDecodeError as e:
-        return [], [f"{path}:1:1: not UTF-8 text: {e.reason}"]
+    tree, error = read_yaml(path)
+    if error is not None:
+        return [], [error]
     if tree is None:
         return [], []
     if not isinstance(tree, CommentedMap) or not isinstance(tree.get("flows"), CommentedMap):
@@ -322,19 +315,6 @@ def unique_names(items: Iterable[N], what: str) -> tuple[dict[str, N], list[str]
         else:
             by_name[item.name] = item
     return by_name, errors
-
-
-_PLACE = re.compile(r"^(.*?):(\d+):(\d+): ")
-
-
-def by_place(errors: Iterable[str]) -> list[str]:
-    """`path:line:column: what` errors in file order, then line and column order."""
-
-    def key(error: str) -> tuple[str, int, int]:
-        m = _PLACE.match(error)
-        return (m.group(1), int(m.group(2)), int(m.group(3))) if m else (error, 0, 0)
-
-    return sorted(errors, key=key)
 
 
 def load_flows(folder: Path) -> dict[str, LoadedFlow]:

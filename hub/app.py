@@ -29,7 +29,6 @@ from channels.registry import build_channels
 from flows import FlowEngine, FlowError, LoadedFlow, load_flows
 from flows.actions import ActionError, ActionRunner, load_actions
 from flows.checks import check_references
-from flows.loader import by_place
 from hub import cluster
 from hub.automations import Automations
 from hub.automations_config import AutomationError, LoadedRule, load_bot_automations
@@ -60,6 +59,7 @@ from hub.store.database import unreachable
 from hub.store.personal import PersonalDataStore
 from hub.store.webhooks import WebhookStore
 from hub.webhooks import WebhookSender
+from hub.yaml_places import by_place
 from knowledge import KnowledgeBase, KnowledgeError
 from nlu import IntentClassifier, NluDataError, TrainingData
 from nlu.classifier import training_key

@@ -39,13 +39,11 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
 
 from hub.messages import Sender, Status
 from hub.settings import Settings
-from hub.yaml_places import position
+from hub.yaml_places import by_place, position, read_yaml
 
 # the events a rule may run on; `intent`, `text` and `sender` only on message.created
 EventName = Literal[
@@ -346,14 +344,9 @@ def load_file(
 ) -> tuple[list[LoadedRule], list[str]]:
     """The rules of one file, and the errors found in it. `names` gets each rule's name, valid
     or not, with where the rule and its name are (to find duplicates)."""
-    try:
-        tree = YAML(typ="rt").load(path.read_text(encoding="utf-8"))
-    except MarkedYAMLError as e:
-        mark = e.problem_mark
-        at = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else f"{path}:1:1"
-        return [], [f"{at}: invalid YAML: {e.problem}"]
-    except UnicodeDecodeError as e:
-        return [], [f"{path}:1:1: not UTF-8 text: {e.reason}"]
+    tree, error = read_yaml(path)
+    if error is not None:
+        return [], [error]
     if tree is None:
         return [], []
     if not isinstance(tree, CommentedSeq):
@@ -388,17 +381,6 @@ def load_file(
     return rules, errors
 
 
-_PLACE = re.compile(r"^(.*?):(\d+):(\d+): ")
-
-
-def _by_place(errors: Iterable[str]) -> list[str]:
-    def key(error: str) -> tuple[str, int, int]:
-        m = _PLACE.match(error)
-        return (m.group(1), int(m.group(2)), int(m.group(3))) if m else (error, 0, 0)
-
-    return sorted(errors, key=key)
-
-
 def load_automations(
     folder: Path,
     channels: Iterable[str] | None = None,
@@ -423,7 +405,7 @@ def load_automations(
         else:
             first[name] = source
     if errors:
-        raise AutomationError(_by_place(errors))
+        raise AutomationError(by_place(errors))
     return rules
 
 

@@ -12,7 +12,6 @@ from fastapi import APIRouter, HTTPException
 from pydantic import Field, field_validator
 
 from channels.memory import MemoryChannel
-from flows.loader import by_place
 from flows.schema import iter_steps
 from hub.app import BotFiles, _read_bot_cached, _stamp, model_dir, train_classifier
 from hub.automations_config import AutomationError, load_bot_automations
@@ -21,6 +20,7 @@ from hub.inbox.deps import CurrentAgent, DesignerAgent, HubDep, actor
 from hub.inbox.schemas import Body
 from hub.messages import Inbound
 from hub.settings import Settings, SettingsError
+from hub.yaml_places import by_place
 from nlu import NluDataError
 from nlu.persistence import MODEL_FILE
 
