@@ -134,26 +134,32 @@ class Automations:
         if str(event.data.get(CAUSED_BY, "")).startswith(ACTOR_PREFIX):
             return []  # caused by an automation: never a trigger (no loops)
         fired: list[str] = []
-        for loaded in [r for r in self.rules if r.rule.on == event.type]:
-            conversation = await self.store.get_conversation(event.conversation_id)
+        # every event reaches here (each message, the bot's too): the conversation is read
+        # only for rules whose conditions on the event itself hold, and again after a rule
+        # acted on it (the next rule sees its labels, team, status)
+        conversation: Conversation | None = None
+        for loaded in self.rules:
+            if loaded.rule.on != event.type or not self.event_matches(loaded.rule, event):
+                continue
             if conversation is None:
-                return fired
-            if not self.matches(loaded.rule, event, conversation):
+                conversation = await self.store.get_conversation(event.conversation_id)
+                if conversation is None:
+                    return fired
+            if not self.conversation_matches(loaded.rule, conversation):
                 continue
             fired.append(loaded.name)
             await self.run(loaded, event, conversation)
+            conversation = None
         return fired
 
-    def matches(self, rule: Rule, event: Event, conversation: Conversation) -> bool:
-        """Whether every condition of the rule holds for this event, now."""
+    def event_matches(self, rule: Rule, event: Event) -> bool:
+        """Whether the rule's conditions on the event itself (sender, intent, text) hold."""
         when = rule.if_
         data = event.data
         if event.type == "message.created":
             senders = when.sender or [Sender.CONTACT]
             if data.get("sender") not in senders:
                 return False
-        if when.channel is not None and conversation.channel not in when.channel:
-            return False
         if when.intent is not None and (data.get("nlu") or {}).get("intent") not in when.intent:
             return False
         if when.text is not None:
@@ -163,6 +169,14 @@ class Automations:
                 return False
             if when.text.matches and not re.search(when.text.matches, text, re.IGNORECASE):
                 return False
+        return True
+
+    def conversation_matches(self, rule: Rule, conversation: Conversation) -> bool:
+        """Whether the rule's conditions on the conversation (channel, labels, status) and on
+        the time hold, now."""
+        when = rule.if_
+        if when.channel is not None and conversation.channel not in when.channel:
+            return False
         if when.labels is not None:
             labels = set(conversation.labels)
             if not set(when.labels.has) <= labels or labels & set(when.labels.lacks):
