@@ -50,6 +50,7 @@ from hub.messages import Event, Reply, Sender, Status, utcnow
 from hub.ports import Bus, Subscription
 from hub.settings import WebhookSettings
 from hub.store import Conversation
+from hub.netguard import Guard, GuardedTransport, Refused
 from hub.webhooks import encode, sign
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,10 @@ class Automations:
         self._client = httpx.AsyncClient(
             timeout=self.webhooks.timeout,
             follow_redirects=False,
-            transport=self._transport,
+            # the same address rules as the hub's webhooks (hub.netguard): a rule's URL may not
+            # reach the hub's own network unless webhooks.allow_hosts lists the host
+            transport=self._transport or GuardedTransport(Guard(self.webhooks.allow_hosts)),
+            trust_env=False,
             headers={"user-agent": "KefuHub-Automations/1"},
         )
         self._subscription = self.bus.subscribe(local_only=True)
@@ -319,6 +323,8 @@ class Automations:
                     break
                 outcome = f"HTTP {status}"
                 retry = status in (408, 429) or status >= 500
+            except Refused as e:  # an address webhooks may not target: final
+                outcome, retry = f"refused: {e}", False
             except httpx.HTTPError as e:
                 outcome, retry = f"{type(e).__name__}: {e}".rstrip(": "), True
             if not retry or attempt == settings.attempts:

@@ -83,7 +83,9 @@ class BotSettings(BaseModel):
 
 class WebhookSettings(BaseModel):
     """Outgoing webhooks' delivery: a failed attempt is retried after `backoff` seconds,
-    doubling each time up to `backoff_max`, until `attempts` were made."""
+    doubling each time up to `backoff_max`, until `attempts` were made. Loopback, private,
+    link-local and cloud metadata addresses are refused unless `allow_hosts` lists the host
+    name, the address or a network holding it (hub/netguard.py)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -91,6 +93,15 @@ class WebhookSettings(BaseModel):
     timeout: float = Field(default=10.0, gt=0, le=120)
     backoff: float = Field(default=10.0, gt=0, le=3600)
     backoff_max: float = Field(default=3600.0, gt=0)
+    allow_hosts: list[str] = Field(default_factory=list, max_length=500)
+
+    @field_validator("allow_hosts")
+    @classmethod
+    def _allow_hosts(cls, entries: list[str]) -> list[str]:
+        from hub.netguard import AllowList  # (it imports httpx: not at settings' import)
+
+        AllowList(entries)  # ValueError naming the entry that is neither a host nor a network
+        return entries
 
 
 class CsatSettings(BaseModel):

@@ -12,6 +12,11 @@ A 2xx answer is success; a timeout, a connection error, 408, 429 or 5xx is retri
 exponential backoff (429's and 503's Retry-After honoured) until `webhooks.attempts` were made,
 then the delivery is `failed`; any other answer (3xx, 4xx) fails it at once. Delivery is at
 least once: a receiver dedupes by X-Kefu-Delivery.
+
+Where a delivery may go is hub/netguard.py's: the URL is checked again before each attempt and
+every address its host resolves to when connecting (loopback, private, link-local and cloud
+metadata addresses are refused unless `webhooks.allow_hosts` lists them); a refusal fails the
+delivery at once. Redirects are not followed, and nothing of an answer but its status is kept.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import httpx
 
 from hub.bus import follow
 from hub.messages import Event, utcnow
+from hub.netguard import Guard, GuardedTransport, Refused, Resolver
 from hub.ports import Bus, Subscription, Unavailable
 from hub.settings import WebhookSettings
 from hub.store.models import Webhook, WebhookDelivery
@@ -89,8 +95,11 @@ class WebhookSender:
         bus: Bus,
         settings: WebhookSettings,
         transport: httpx.AsyncBaseTransport | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
         self.store, self.bus, self.settings = store, bus, settings
+        # where deliveries may go; its resolver is the system's unless given (tests give one)
+        self.guard = Guard(settings.allow_hosts, resolver)
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
         self._subscription: Subscription | None = None
@@ -104,8 +113,9 @@ class WebhookSender:
         """Listen for events and send what is due, pending deliveries of before a restart too."""
         self._client = httpx.AsyncClient(
             timeout=self.settings.timeout,
-            follow_redirects=False,
-            transport=self._transport,
+            follow_redirects=False,  # a redirect could lead anywhere: it fails the delivery
+            transport=self._transport or GuardedTransport(self.guard),
+            trust_env=False,  # no proxy from the environment: it would resolve names itself
             headers={"user-agent": "KefuHub-Webhooks/1"},
         )
         self._subscription = self.bus.subscribe(local_only=True)
@@ -247,16 +257,15 @@ class WebhookSender:
             "x-kefu-signature": sign(webhook.secret, timestamp, body),
         }
         try:
-            async with self._client.stream(
-                "POST", webhook.url, content=body, headers=headers
-            ) as response:
-                head = b""
-                async for chunk in response.aiter_bytes():
-                    head += chunk
-                    if len(head) >= 300:  # enough to say what went wrong
-                        break
+            url = self.guard.check_url(webhook.url)  # stored before the rules, or since changed
+            async with self._client.stream("POST", url, content=body, headers=headers) as response:
+                pass  # only the status counts: nothing of the answer is read or kept
+        except Refused as e:  # an address webhooks may not target: final
+            return Outcome(False, False, f"refused: {e}")
         except httpx.TimeoutException:
             return Outcome(False, True, f"no answer in {self.settings.timeout:g} s")
+        except httpx.RemoteProtocolError as e:  # its message may quote what answered: not kept
+            return Outcome(False, True, f"{type(e).__name__}: no valid HTTP answer")
         except httpx.HTTPError as e:
             return Outcome(False, True, f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
         except Exception as e:  # an unexpected failure: retried, then failed
@@ -265,8 +274,9 @@ class WebhookSender:
         code = response.status_code
         if 200 <= code < 300:
             return Outcome(True, status=code)
-        text = head[:300].decode("utf-8", "replace").strip()
-        error = f"HTTP {code}" + (f": {text}" if text else "")
+        error = f"HTTP {code}"
+        if 300 <= code < 400:
+            error += " (a redirect: webhooks don't follow redirects; subscribe the final URL)"
         retryable = code in (408, 429) or code >= 500
         return Outcome(False, retryable, error, code, _retry_after(response.headers))
 

@@ -1,19 +1,21 @@
 """Outgoing webhook subscriptions (admins only): create, change, delete, see deliveries, test.
 
 The secret is shown once, when it is set (created, or changed by PATCH); lists show its last
-four characters."""
+four characters. A URL webhooks may not target (hub/netguard.py: loopback, private, link-local,
+cloud metadata, user:password@) answers 422 saying why; so does the test of one, before any
+connection. A test answers the delivery: the status code of the answer, never its body."""
 
 from __future__ import annotations
 
 import secrets
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import Field, field_validator
 
 from hub.inbox.deps import AdminAgent, HubDep, actor
 from hub.inbox.schemas import MAX_ID, Body, RowId, patch_fields
+from hub.netguard import Refused, parse_url
 from hub.store.models import Webhook, WebhookDelivery
 from hub.webhooks import EVENT_PATTERN
 
@@ -26,11 +28,19 @@ MAX_EVENTS = 50
 
 
 def check_url(url: str) -> str:
+    """The URL's form (http(s), no user:password@, a valid host); where it points is
+    `allowed()`'s, with the admin's allow-list."""
     url = url.strip()
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http:// or https:// URL with a host")
+    parse_url(url)  # Refused is a ValueError: a 422
     return url
+
+
+def allowed(hub: Hub, url: str) -> None:
+    """422 (saying why) when webhooks may not target `url`; nothing is connected to."""
+    try:
+        hub.webhooks.guard.check_url(url)
+    except Refused as e:
+        raise HTTPException(422, f"url: {e}") from None
 
 
 def check_events(events: list[str] | None) -> list[str] | None:
@@ -122,6 +132,7 @@ async def list_webhooks(hub: HubDep, admin: AdminAgent) -> dict[str, Any]:
 @router.post("/webhooks", status_code=201)
 async def create_webhook(body: WebhookBody, hub: HubDep, admin: AdminAgent) -> dict[str, Any]:
     """Subscribe `url` to `events`; the answer holds the secret (shown this once)."""
+    allowed(hub, body.url)
     secret = body.secret or "whsec_" + secrets.token_urlsafe(32)
     webhook = await hub.webhooks.store.create(body.url, body.events, secret, body.active)
     hub.webhooks.changed()
@@ -137,6 +148,8 @@ async def update_webhook(
 ) -> dict[str, Any]:
     """Change any of url, events, secret, active (false: nothing more is sent)."""
     fields = patch_fields(body)
+    if "url" in fields:
+        allowed(hub, fields["url"])
     webhook = await hub.webhooks.store.update(webhook_id, **fields)
     if webhook is None:
         raise HTTPException(404, f"webhook {webhook_id} not found")
@@ -178,8 +191,10 @@ async def list_deliveries(
 @router.post("/webhooks/{webhook_id}/test")
 async def test_webhook(webhook_id: RowId, hub: HubDep, admin: AdminAgent) -> dict[str, Any]:
     """Send a `webhook.test` event now; answers with the delivery after its first attempt
-    (`sent`, or `pending` with the error when it will be retried)."""
+    (`sent`, or `pending` with the error when it will be retried, or `failed`): the answer's
+    status code, not its body. 422 when webhooks may not target the URL (nothing is sent)."""
     webhook = await _webhook(hub, webhook_id)
+    allowed(hub, webhook.url)
     delivery = await hub.webhooks.send_test(webhook)
     if delivery is None:  # deleted meanwhile
         raise HTTPException(404, f"webhook {webhook_id} not found")

@@ -14,6 +14,7 @@ from hub.store.database import Database
 from hub.store.models import Webhook, WebhookDelivery
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
+MAX_ERROR = 500  # characters of an attempt's error kept (the hub's words: never the answer's body)
 
 
 class WebhookStore:
@@ -140,7 +141,8 @@ class WebhookStore:
         response_status: int | None,
         next_attempt_at: datetime | None = None,
     ) -> WebhookDelivery | None:
-        """Store the outcome of one attempt."""
+        """Store the outcome of one attempt: its status, the error (cut to MAX_ERROR) and the
+        answer's status code; nothing else of the answer."""
         async with self.db.transaction() as s:
             delivery = await s.get(WebhookDelivery, delivery_id)
             if delivery is None:  # erased meanwhile
@@ -148,7 +150,7 @@ class WebhookStore:
             now = utcnow()
             delivery.status = status
             delivery.attempts += 1
-            delivery.last_error = error
+            delivery.last_error = error[:MAX_ERROR] if error else error
             delivery.response_status = response_status
             delivery.last_attempt_at = now
             delivery.next_attempt_at = next_attempt_at or now

@@ -42,8 +42,12 @@ def bot_with(folder: Path, rules: str | None) -> Path:
     return bot
 
 
-def settings_for(url: str, folder: Path, bot: Path) -> Settings:
-    settings = make_settings(url, folder, webhooks={"attempts": 3, "backoff": 0.05, "timeout": 2})
+def settings_for(
+    url: str, folder: Path, bot: Path, allow_hosts: tuple[str, ...] = ("127.0.0.1",)
+) -> Settings:
+    """The tests' webhook receivers listen on loopback, which an admin must allow-list."""
+    webhooks = {"attempts": 3, "backoff": 0.05, "timeout": 2, "allow_hosts": list(allow_hosts)}
+    settings = make_settings(url, folder, webhooks=webhooks)
     settings = settings.model_copy(update={"bot": settings.bot.model_copy(update={"path": bot})})
     create_agent(settings, role="admin")
     return settings
@@ -341,6 +345,38 @@ def test_webhook_action_posts_signed_and_retries(
                 "the webhook's audit row",
             )
             assert rows[0]["data"]["outcome"] == "sent" and rows[0]["data"]["status"] == 200
+    finally:
+        receiver.close()
+
+
+def test_webhook_action_to_the_hubs_own_network_is_refused(
+    tmp_path: Path,
+    sqlite_url: str,
+    classifier: IntentClassifier,
+    flows: FlowEngine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A rule's URL follows the webhooks' address rules: loopback without an allow-list entry
+    is refused before connecting, once (no retries), and the audit row says why."""
+    monkeypatch.setenv("KEFU_TEST_AUTOMATION_SECRET", SECRET)
+    receiver = Receiver()
+    try:
+        bot = bot_with(tmp_path, WEBHOOK.replace("URL", receiver.url))
+        settings = settings_for(sqlite_url, tmp_path, bot, allow_hosts=())
+        with client_for(settings, classifier, flows) as client:
+            auth = login(client)
+            customer_says(client, "li", "我要退款")
+            rows = wait_for(
+                lambda: [
+                    r
+                    for r in audit(client, auth, "automation:Tell the CRM")
+                    if r["action"] == "webhook"
+                ],
+                "the webhook's audit row",
+            )
+            outcome = rows[0]["data"]["outcome"]
+            assert outcome.startswith("refused:") and "loopback" in outcome
+            assert receiver.requests == []
     finally:
         receiver.close()
 

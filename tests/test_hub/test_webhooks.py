@@ -1,9 +1,13 @@
 """Outgoing webhooks, against a real HTTP server as the receiver: signed JSON events, retries
-with backoff, failures shown in the API, and pending deliveries sent after a restart."""
+with backoff, failures shown in the API, and pending deliveries sent after a restart. The
+receiver listens on 127.0.0.1, which these tests' settings allow-list (webhooks.allow_hosts);
+what is refused without it is tests/test_hub/test_webhook_ssrf.py's."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -47,6 +51,8 @@ class Receiver:
         self.requests: list[tuple[Any, bytes]] = []
         self.script: list[int | tuple[int, float]] = []
         self.default = 200
+        self.headers: dict[str, str] = {}  # sent with every answer
+        self.body = b"receiver says no"  # the body of a non-2xx answer
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -58,8 +64,10 @@ class Receiver:
                 time.sleep(delay)
                 self.send_response(status)
                 self.send_header("Content-Type", "text/plain")
+                for name, value in receiver.headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
-                self.wfile.write(b"ok" if status < 300 else b"receiver says no")
+                self.wfile.write(b"ok" if status < 300 else receiver.body)
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -88,7 +96,14 @@ def receiver() -> Iterator[Receiver]:
 
 
 def fast_settings(url: str, folder: Path, **webhooks: Any) -> Settings:
-    options = {"attempts": 3, "backoff": 0.05, "timeout": 1.0, **webhooks}
+    """Quick retries, and the local receivers allow-listed."""
+    options = {
+        "attempts": 3,
+        "backoff": 0.05,
+        "timeout": 1.0,
+        "allow_hosts": ["127.0.0.1"],
+        **webhooks,
+    }
     return make_settings(url, folder, webhooks=options)
 
 
@@ -198,7 +213,7 @@ def test_failures_are_shown_and_4xx_is_final(api: Api, receiver: Receiver) -> No
 
     [row] = wait_for(failed, "a failed delivery")
     assert row["event"] == "conversation.created" and row["attempts"] == 3  # webhooks.attempts
-    assert row["last_error"] == "HTTP 500: receiver says no" and row["response_status"] == 500
+    assert row["last_error"] == "HTTP 500" and row["response_status"] == 500  # not the body
     assert len(receiver.requests) == 3
 
     receiver.requests.clear()
@@ -340,3 +355,63 @@ def test_event_patterns() -> None:
     assert not matches(["messages.*"], "message.created")
     assert not matches(["*"], "conversation.typing")  # only when named
     assert matches(["conversation.typing"], "conversation.typing")
+
+
+def test_a_redirect_is_not_followed_and_fails_the_delivery(api: Api, receiver: Receiver) -> None:
+    client, auth = api
+    target = Receiver()  # where the redirect points: allow-listed too, yet never reached
+    try:
+        receiver.default = 302
+        receiver.headers = {"Location": target.url}
+        hook = subscribe(client, auth, receiver.url, ["*"])
+        r = client.post(f"{V1}/webhooks/{hook}/test", headers=auth)
+        assert r.status_code == 200, r.text
+        answer = r.json()
+        assert answer["status"] == "failed" and answer["attempts"] == 1  # final, not retried
+        assert answer["response_status"] == 302 and "redirect" in answer["last_error"]
+        time.sleep(0.3)
+        assert len(receiver.requests) == 1 and target.requests == []
+    finally:
+        target.close()
+
+
+def test_the_test_button_shows_the_status_not_the_answer(api: Api, receiver: Receiver) -> None:
+    """A test of an arbitrary URL must not read back what answered (a port scanner would)."""
+    client, auth = api
+    receiver.body = b"SSH-2.0-OpenSSH_9.6 secret-banner root:x:0:0"
+    hook = subscribe(client, auth, receiver.url, ["*"])
+    for status, state in ((404, "failed"), (500, "pending")):
+        receiver.default = status  # (a retry of the 500 meets a 500 too)
+        r = client.post(f"{V1}/webhooks/{hook}/test", headers=auth)
+        assert r.status_code == 200, r.text
+        answer = r.json()
+        assert answer["status"] == state and answer["response_status"] == status
+        assert answer["last_error"] == f"HTTP {status}"
+        assert "secret-banner" not in r.text and "OpenSSH" not in r.text
+    listed = client.get(f"{V1}/webhooks/{hook}/deliveries", headers=auth).text
+    assert "secret-banner" not in listed
+
+
+def test_what_answers_a_test_is_not_read_back_even_when_it_is_not_http(api: Api) -> None:
+    """A non-HTTP service (here an SSH-like banner) is not quoted in the delivery's error."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = server.accept()
+                with conn:
+                    conn.recv(65536)
+                    conn.sendall(b"SSH-2.0-OpenSSH_9.6 secret-banner\r\nmore\r\n\r\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+    client, auth = api
+    try:
+        url = f"http://127.0.0.1:{server.getsockname()[1]}/"
+        hook = subscribe(client, auth, url, ["*"])
+        r = client.post(f"{V1}/webhooks/{hook}/test", headers=auth)
+        assert r.status_code == 200, r.text
+        assert r.json()["last_error"] == "RemoteProtocolError: no valid HTTP answer"
+        assert "secret-banner" not in r.text and "SSH" not in r.text
+    finally:
+        server.close()
