@@ -16,10 +16,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request, WebSocket
+from fastapi import Depends, FastAPI, Request, WebSocket
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import HTTPConnection
 
@@ -720,13 +720,11 @@ def create_app(
     async def _bad_cursor(request: Request, exc: CursorError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=400)
 
-    @app.get("/media/{key:path}", tags=["media"])
-    async def media(key: str) -> FileResponse:
-        """A file a customer sent (the link in the message; the key is unguessable)."""
-        path = hub.media.path(key)
-        if path is None:
-            raise HTTPException(404, "no such file")
-        return FileResponse(path)
+    @app.api_route("/media/{key:path}", methods=["GET", "HEAD"], tags=["media"])
+    async def media(key: str) -> Response:
+        """A file a customer sent (the link in the message; the key is unguessable), served
+        as an image or a download, never as a page (hub/media.py)."""
+        return hub.media.response(key)
 
     @app.get("/metrics", tags=["ops"])
     async def metrics() -> Response:

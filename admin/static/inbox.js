@@ -303,13 +303,15 @@ export function mount(root, session) {
     return item;
   }
 
+  // A customer's file: an image shows (and opens in a tab), anything else is downloaded, never
+  // opened as a page (the hub serves /media as images or attachments, sandboxed: hub/media.py).
   function attachment(a) {
     if (!a.url || !/^(\/|https?:)/.test(a.url)) return null;
     if (a.kind === "image") {
-      return h("a", { href: a.url, target: "_blank", rel: "noopener" },
+      return h("a", { href: a.url, target: "_blank", rel: "noopener noreferrer" },
         h("img", { src: a.url, alt: a.name || t("image"), class: "image", onload: keepAtBottom }));
     }
-    return h("a", { href: a.url, target: "_blank", rel: "noopener", class: "file" }, `${t("file")}: ${a.name || a.url}`);
+    return h("a", { href: a.url, target: "_blank", rel: "noopener noreferrer", download: "", class: "file" }, `${t("file")}: ${a.name || a.url}`);
   }
 
   function keepAtBottom() { // an image that loads late doesn't push the newest message away
