@@ -53,8 +53,9 @@ from starlette.background import BackgroundTask
 
 from channels import stored as handed_over
 from channels.base import Capabilities, Channel, ChannelConfigError, DeliveryError
+from channels.slack_names import UserNames
 from hub.messages import Attachment, Inbound, Kind, Outbound
-from hub.ports import MediaTooLarge, Unavailable
+from hub.ports import Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -320,7 +321,7 @@ class SlackChannel(Channel):
         )
         self.seen = SeenEvents()
         self._identity: AuthorizeResult | None = None
-        self._names: dict[str, str | None] = {}
+        self.names = UserNames(self.client, self.name)  # users.info, remembered; optional
         self._tasks: set[asyncio.Task[None]] = set()
         self._socket: AsyncSocketModeHandler | None = None
         self._connecting: asyncio.Task[None] | None = None
@@ -418,6 +419,9 @@ class SlackChannel(Channel):
             except Unavailable:
                 self.seen.forget(event_id(await request.body()))
                 raise
+            except Exception:  # failed before the message was stored: Slack delivers it again
+                self.seen.forget(event_id(await request.body()))
+                response = JSONResponse({"detail": "the event was not handled"}, status_code=500)
             response.background = BackgroundTask(asyncio.wait, {task})
         return response
 
@@ -489,8 +493,9 @@ class SlackChannel(Channel):
                 if not handed_over.mark_failed(e):
                     log.warning("slack %s: an event was not handled: %s", self.name, e)
                 return
-            except Exception:  # Slack has its 200 already: log, and let the next job run
+            except Exception as e:  # logged; the next job runs. The message not stored yet:
                 log.exception("slack %s: handling an event failed", self.name)
+                handed_over.mark_failed(e)  # the webhook answers 500, Slack sends it again
 
     # ---- bolt listeners: acknowledge, decide, defer -------------------------------------
 
@@ -577,7 +582,7 @@ class SlackChannel(Channel):
             text=plain_text(event.get("text") or "", bot_user_id),
             kind=attachments[0].kind if attachments else Kind.TEXT,
             attachments=tuple(attachments),
-            sender_name=await self._user_name(event.get("user")),
+            sender_name=await self.names.get(event.get("user")),
             payload=payload,
         )
         await self.receiver.receive(inbound, on_stored=handed_over.mark_stored)
@@ -617,47 +622,33 @@ class SlackChannel(Channel):
             channel_message_id=f"{channel}:{message_ts}:{action.get('action_ts')}",
             text=(action.get("text") or {}).get("text") or action.get("value") or "",
             postback=action.get("value"),
-            sender_name=await self._user_name(user.get("id"), user.get("name")),
+            sender_name=await self.names.get(user.get("id"), user.get("name")),
             payload={"slack": {"team": team, "channel": channel, "message_ts": message_ts}},
         )
         await self.receiver.receive(inbound, on_stored=handed_over.mark_stored)
-
-    async def _user_name(self, user_id: str | None, fallback: str | None = None) -> str | None:
-        """The name the customer shows in Slack (users.info, remembered); None on failure."""
-        if not user_id:
-            return fallback
-        if user_id not in self._names:
-            try:
-                user = (await self.client.users_info(user=user_id))["user"]
-            except (SlackApiError, aiohttp.ClientError, TimeoutError) as e:
-                log.warning("slack %s: users.info %s: %s", self.name, user_id, e)
-                return fallback
-            profile = user.get("profile") or {}
-            if len(self._names) > 10_000:
-                self._names.clear()
-            self._names[user_id] = (
-                profile.get("display_name") or user.get("real_name") or user.get("name")
-            )
-        return self._names[user_id] or fallback
 
     async def _files(self, files: list[Body]) -> tuple[list[Attachment], list[str]]:
         """The files shared with a message, fetched with the bot token and kept by the hub;
         also what could not be kept, and why (it goes in the message's payload)."""
         attachments: list[Attachment] = []
         problems: list[str] = []
-        for file in files[:10]:
-            name = file.get("name") or file.get("title") or file.get("id") or "file"
+        listed = files[:10] if isinstance(files, list) else []
+        for file in (f if isinstance(f, dict) else {} for f in listed):
+            name = str(file.get("name") or file.get("title") or file.get("id") or "file")
             mime_type = file.get("mimetype")
             try:
                 data = await self._download(file)
                 url = await self.receiver.save_media(data, name=name, mime_type=mime_type)
-            except (FileRefused, MediaTooLarge, httpx.HTTPError) as e:
+                attachment = Attachment(
+                    kind=kind_of(mime_type), url=url, name=name, mime_type=mime_type
+                )
+            except Unavailable:
+                raise
+            except Exception as e:  # FileRefused, MediaTooLarge, httpx's, the unforeseen
                 log.warning("slack %s: file %s not saved: %s", self.name, name, e)
                 problems.append(f"{name}: {e}")
                 continue
-            attachments.append(
-                Attachment(kind=kind_of(mime_type), url=url, name=name, mime_type=mime_type)
-            )
+            attachments.append(attachment)
         return attachments, problems
 
     async def _download(self, file: Body) -> bytes:

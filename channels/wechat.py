@@ -24,6 +24,12 @@ WeChat's retries of one message (same MsgId; events: same FromUserName, CreateTi
 are one message: the hub stores it once, and a retry that comes while the first is still being
 handled here waits for it to be stored and answers `success`.
 
+Replays are refused (403, channels/replay.py): a `timestamp` more than `max_age` seconds (300)
+from the hub's clock, and a `nonce` that came with another message within that window (the
+plaintext signature covers the token, timestamp and nonce, not the body). The same request
+again is WeChat's retry, answered as above. The nonces are kept in the `token_cache` Redis when
+it is one (every hub process sees them), else in the process.
+
 Events that are not the customer speaking (unsubscribe, a menu link opened, location reports,
 notifications) are not answered: the Receiver port can store a message only with a bot turn, so
 they are not stored either; an unsubscribe is published to the inbox as `contact.unsubscribed`.
@@ -42,11 +48,10 @@ import json
 import logging
 import math
 import re
-import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 from xml.parsers.expat import ExpatError
 
 import httpx
@@ -63,8 +68,10 @@ from wechatpy.utils import WeChatSigner
 
 from channels import stored as handed_over
 from channels.base import Capabilities, Channel, ChannelConfigError, DeliveryError
+from channels.replay import MemoryNonces, RedisNonces, Replay, Replayed
+from channels.wechat_tokens import MemoryTokenCache, RedisTokenCache, TokenCache
 from hub.messages import Attachment, Event, Inbound, Kind, Outbound, Sender
-from hub.ports import MediaTooLarge, Unavailable
+from hub.ports import Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +118,8 @@ class WeChatOptions(BaseModel):
     api_base: str = "https://api.weixin.qq.com"
     reply_within: float = Field(default=4.0, ge=0, lt=5)  # passive reply budget; 0: API only
     greeting: str | None = "/greet"  # the payload a follow or a QR-code scan sends to the bot
-    token_cache: str = "memory"  # or a redis:// URL: one access_token for every hub process
+    token_cache: str = "memory"  # or a redis:// URL: one access_token (and nonce memory) for all
+    max_age: int = Field(default=300, ge=1)  # seconds a request's timestamp may be off (replays)
     public_url: str | None = None  # the hub's public URL, for links to files under /media
     api_timeout: float = Field(default=10.0, gt=0)
 
@@ -330,62 +338,6 @@ class WeChatError(DeliveryError):
             text, retryable=errcode in RETRY_AFTER, retry_after=RETRY_AFTER.get(errcode)
         )
         self.errcode, self.errmsg = errcode, errmsg
-
-
-class TokenCache(Protocol):
-    async def get(self) -> str | None: ...
-
-    async def put(self, token: str, ttl: float) -> None: ...
-
-    async def drop(self, token: str) -> None:
-        """Forget `token`, unless another has replaced it meanwhile."""
-        ...
-
-    async def close(self) -> None: ...
-
-
-class MemoryTokenCache:
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.clock = clock
-        self.token: str | None = None
-        self.expires_at = 0.0
-
-    async def get(self) -> str | None:
-        return self.token if self.token and self.clock() < self.expires_at else None
-
-    async def put(self, token: str, ttl: float) -> None:
-        self.token, self.expires_at = token, self.clock() + ttl
-
-    async def drop(self, token: str) -> None:
-        if self.token == token:
-            self.token = None
-
-    async def close(self) -> None:
-        pass
-
-
-class RedisTokenCache:
-    """Shared by every hub process of the account: one fetch serves them all."""
-
-    def __init__(self, url: str, app_id: str) -> None:
-        import redis.asyncio as aioredis
-
-        self.redis = aioredis.from_url(url, decode_responses=True)
-        self.key = f"kefu:wechat:{app_id}:access_token"
-
-    async def get(self) -> str | None:
-        value = await self.redis.get(self.key)
-        return str(value) if value else None
-
-    async def put(self, token: str, ttl: float) -> None:
-        await self.redis.set(self.key, token, ex=max(1, int(ttl)))
-
-    async def drop(self, token: str) -> None:
-        if await self.redis.get(self.key) == token:
-            await self.redis.delete(self.key)
-
-    async def close(self) -> None:
-        await self.redis.aclose()
 
 
 class AccessToken:
@@ -617,12 +569,10 @@ class WeChatChannel(Channel):
         self.crypto = (
             WeChatCrypto(o.token, o.encoding_aes_key, o.app_id) if o.encoding_aes_key else None
         )
-        cache: TokenCache = (
-            MemoryTokenCache()
-            if o.token_cache == "memory"
-            else RedisTokenCache(o.token_cache, o.app_id)
-        )
-        self.api = WeChatApi(o, cache)
+        shared = RedisTokenCache(o.token_cache, o.app_id) if o.token_cache != "memory" else None
+        self.api = WeChatApi(o, shared or MemoryTokenCache())
+        nonces = RedisNonces(shared.redis, f"kefu:wechat:{o.app_id}:nonce:") if shared else None
+        self.replay = Replay(o.max_age, nonces or MemoryNonces())  # timestamps, nonces seen
         self._windows: dict[str, list[_Window]] = {}  # by customer (openid), oldest first
         self._recent: OrderedDict[str, _Handling] = OrderedDict()
         self._tasks: set[asyncio.Task[list[Outbound]]] = set()
@@ -659,18 +609,23 @@ class WeChatChannel(Channel):
             check_signature(
                 q.get("signature"), self.options.token, q.get("timestamp", ""), q.get("nonce", "")
             )
-        except Refused as e:
+            self.replay.fresh(q.get("timestamp", ""))
+        except (Refused, Replayed) as e:
             return PlainTextResponse(str(e), status_code=403)
         return PlainTextResponse(q.get("echostr", ""))
 
     async def webhook(self, request: Request) -> Response:
         try:
-            envelope = self.unseal(request.query_params, await request.body())
+            q = request.query_params
+            envelope = self.unseal(q, await request.body())
+            await self.replay.admit(q.get("timestamp", ""), q.get("nonce", ""), envelope.xml)
             message = parse(envelope.xml)
             incoming = normalize(message, self.name, self.options.greeting)
-        except Refused as e:
+        except (Refused, Replayed) as e:
             log.warning("wechat %s: request refused: %s", self.name, e)
             return PlainTextResponse(str(e), status_code=403)
+        except Unavailable as e:  # the nonce memory (Redis): WeChat sends the request again
+            return PlainTextResponse(str(e), status_code=503)
         except (Malformed, ValueError) as e:
             return PlainTextResponse(f"bad request: {e}", status_code=400)
         if not incoming.conversational:
@@ -819,7 +774,9 @@ class WeChatChannel(Channel):
             url = await self.receiver.save_media(
                 media.data, name=media.name, mime_type=media.mime_type
             )
-        except (DeliveryError, MediaTooLarge) as e:
+        except Unavailable:
+            raise
+        except Exception as e:  # DeliveryError, MediaTooLarge, an answer that isn't WeChat's
             log.warning("wechat %s: %s %s not kept: %s", self.name, inbound.kind, media_id, e)
             payload = {**inbound.payload, "media_error": str(e)}
             return inbound.model_copy(

@@ -1,6 +1,8 @@
 """Logs never carry secrets or customers' personal data: `redact(text)` masks phone numbers,
-emails, Chinese ID card numbers, bearer tokens, JWTs and API tokens, and the values of the
-hub's secret settings; `PiiFilter` applies it to log records.
+emails, Chinese ID card numbers, bearer tokens, JWTs and API tokens, the values of sensitive
+query parameters in URLs (`?visitor=***&token=***`: uvicorn's access log writes every request's
+query string, WeChat's signature and openid among them) and the values of the hub's secret
+settings; `PiiFilter` applies it to log records.
 
 `install(settings)` (app startup) runs the filter on every record as it is created, so every
 handler (the console, JSON logs, pytest's caplog) gets the masked record; a handler added by
@@ -12,7 +14,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 if TYPE_CHECKING:
     from hub.settings import Settings
@@ -20,6 +22,36 @@ if TYPE_CHECKING:
 MIN_SECRET = 4  # shorter values would mask ordinary words
 # channel options whose values are credentials (token, app_secret, password, encoding_aes_key)
 SECRET_OPTION = re.compile(r"token|secret|password|passwd|key|credential", re.IGNORECASE)
+
+# Query parameters whose values are credentials, signatures or a customer's identity
+SENSITIVE_PARAMS = frozenset(
+    {
+        # WeChat's webhook: signature parameters, the echo, the customer
+        *("signature", "msg_signature", "timestamp", "nonce", "echostr", "openid", "unionid"),
+        # the widget and the inbox's events socket; one-time codes and tickets
+        *("visitor", "token", "jwt", "code", "ticket", "state", "session", "sid", "sig"),
+        *("hash", "email", "phone", "mobile", "password", "secret", "key", "auth"),
+    }
+)
+# ...and any name that says it holds one: access_token, corpsecret, phone_hash, api_key
+_SENSITIVE_NAME = re.compile(r"token|secret|passw|signature|hash|email|phone|_key$|^key_")
+_QUERY_PARAM = re.compile(r"(?<=[?&;])([\w.\-%\[\]]{1,64})=([^&#\s\"'<>]+)")
+
+
+def sensitive_param(name: str) -> bool:
+    plain = unquote(name).lower().removesuffix("[]")
+    return plain in SENSITIVE_PARAMS or bool(_SENSITIVE_NAME.search(plain))
+
+
+def mask_query(text: str) -> str:
+    """Every sensitive query parameter's value in `text` masked: `/ws?visitor=***&lang=zh`.
+    The path and the other parameters stay readable."""
+    if "=" not in text:
+        return text
+    return _QUERY_PARAM.sub(
+        lambda m: f"{m.group(1)}=***" if sensitive_param(m.group(1)) else m.group(0), text
+    )
+
 
 _Sub = str | Callable[[re.Match[str]], str]
 
@@ -60,6 +92,7 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     for secret in secrets:
         if len(secret) >= MIN_SECRET:
             text = text.replace(secret, "***")
+    text = mask_query(text)
     for pattern, sub in _RULES:
         text = pattern.sub(sub, text)
     return text

@@ -52,6 +52,7 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     text: str | None = None  # a non-JSON body (an HTML error page)
+    content_type: str = "text/html"  # of `text`: "application/json" for JSON that isn't
 
 
 def ratelimited(retry_after: int = 1) -> Answer:
@@ -176,7 +177,7 @@ class FakeSlack:
             await asyncio.sleep(answer.delay)
             if answer.text is not None:
                 return web.Response(
-                    status=answer.status, text=answer.text, content_type="text/html"
+                    status=answer.status, text=answer.text, content_type=answer.content_type
                 )
             if answer.body is not None:
                 return web.json_response(answer.body, status=answer.status, headers=answer.headers)

@@ -74,9 +74,13 @@ def signed(
     key: str = AES_KEY,
     app_id: str = APP_ID,
     forge: bool = False,
+    at: int | None = None,
+    nonce: str | None = None,
 ) -> Request:
-    """A POST to the channel instance `name`, signed (and encrypted) as WeChat does it."""
-    timestamp, nonce = str(int(time.time())), str(secrets.randbelow(10**10))
+    """A POST to the channel instance `name`, signed (and encrypted) as WeChat does it: at
+    this time (`at`: Unix seconds) with a new nonce, unless they are given."""
+    timestamp = str(int(time.time()) if at is None else at)
+    nonce = str(secrets.randbelow(10**10)) if nonce is None else nonce
     params = {"timestamp": timestamp, "nonce": nonce, "openid": "ignored-by-the-channel"}
     params["signature"] = signature(token, timestamp, nonce)
     body = xml

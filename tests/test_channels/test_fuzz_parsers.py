@@ -353,7 +353,8 @@ def test_wechat_parse_raises_only_malformed(xml: str) -> None:
 def wechat_post(name: str, body: bytes, aes: bool) -> dict[str, Any]:
     """The request arguments WeChat would send with this body: signed (in safe mode, over the
     <Encrypt> text the body carries, whatever it is)."""
-    timestamp, nonce = str(int(time.time())), "12345"
+    # a new nonce each time: the channel refuses a nonce reused with another body
+    timestamp, nonce = str(int(time.time())), str(time.time_ns())
     params = {"timestamp": timestamp, "nonce": nonce, "openid": "x"}
     params["signature"] = signature(kit_wechat.TOKEN, timestamp, nonce)
     if aes:

@@ -39,6 +39,7 @@ from tests.test_channels.fake_slack import (
     APP_TOKEN,
     BOT_TOKEN,
     IDENTITY,
+    Answer,
     FakeSlack,
     error,
     fake_slack,
@@ -531,6 +532,87 @@ def test_an_event_the_hub_cannot_store_gets_503_and_its_retry_is_taken(
     assert retry.status_code == 200
     slack.drain()
     assert slack.customer_texts("T111:D111") == ["is my parcel lost?"]
+    assert len(slack.api.posts("D111")) == 1
+
+
+USERS_INFO_FAILURES = {
+    "HTTP 500": server_error(500),
+    "JSON that isn't": Answer(200, text='{"ok": true, "user": {', content_type="application/json"),
+    "no user": Answer(200, {"ok": True}),
+    "a user that is no object": Answer(200, {"ok": True, "user": "U-mei"}),
+    "a name that is no text": Answer(200, {"ok": True, "user": {"profile": {"display_name": 7}}}),
+    "ratelimited": ratelimited(30),
+}
+
+
+@pytest.mark.parametrize("answer", USERS_INFO_FAILURES.values(), ids=USERS_INFO_FAILURES.keys())
+def test_a_failing_users_info_never_costs_the_message(
+    slack: Slack, answer: Answer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The sender's name is optional: whatever users.info answers, the message is stored
+    (without the name), answered, and the failure logged."""
+    slack.api.answer_next("users.info", answer)
+
+    assert slack.post(dm("where is my parcel?", "no-name")).status_code == 200
+    slack.drain()
+
+    assert slack.customer_texts("T111:D111") == ["where is my parcel?"]
+    assert slack.conversation("T111:D111")["contact"]["name"] != "Mei"
+    assert len(slack.api.posts("D111")) == 1
+    if "display_name" not in str(answer.body):  # (a name that is no text: just no name)
+        assert "users.info U-mei failed" in caplog.text
+
+
+def test_a_file_that_cannot_be_kept_for_any_reason_leaves_the_message_stored(
+    slack: Slack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hub's disk is full (an OSError, not one the channel knew of): the text is kept,
+    with why the file is missing, and answered."""
+    url = slack.api.add_file("label.png", b"\x89PNG label")
+    hub = slack.client.app.state.hub  # type: ignore[attr-defined]
+
+    def disk_full(*args: Any) -> str:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(hub.media, "save", disk_full)
+    body = dm("here is the label", "disk-full")
+    body["event"]["subtype"] = "file_share"
+    body["event"]["files"] = [
+        {"id": "F1", "name": "label.png", "mimetype": "image/png", "url_private": url},
+        "not a file",
+    ]
+
+    assert slack.post(body).status_code == 200
+    slack.drain()
+
+    [message] = [m for m in slack.messages("T111:D111") if m["direction"] == "in"]
+    assert message["text"] == "here is the label" and message["attachments"] == []
+    event = body["event"]
+    problems = slack.stored(f"{event['channel']}:{event['ts']}").payload["slack"]["files_not_saved"]
+    assert "No space left on device" in problems[0]
+    assert len(slack.api.posts("D111")) == 1
+
+
+def test_an_event_whose_handling_fails_before_it_is_stored_is_redelivered_and_kept(
+    slack: Slack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a 200 for a message the hub did not keep: Slack's retry of it is taken."""
+    hub = slack.client.app.state.hub  # type: ignore[attr-defined]
+    real = hub.store.record_inbound
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug on the way to the database")
+
+    monkeypatch.setattr(hub.store, "record_inbound", broken)
+    body = body_of(dm("I was charged twice", "fails-once"))
+    failed = slack.post(body)
+    monkeypatch.setattr(hub.store, "record_inbound", real)
+    retry = slack.post(body, **{"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_error"})
+    slack.drain()
+
+    assert failed.status_code == 500, failed.text
+    assert retry.status_code == 200
+    assert slack.customer_texts("T111:D111") == ["I was charged twice"]
     assert len(slack.api.posts("D111")) == 1
 
 

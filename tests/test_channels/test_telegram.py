@@ -364,6 +364,46 @@ def test_a_body_that_is_not_an_update_is_a_400(
     assert receiver.inbound == []
 
 
+def update_bytes(update: dict[str, Any], field: str, raw: bytes) -> bytes:
+    """The update as JSON with `raw` (JSON text json.dumps can't write) as its message's `field`."""
+    return (
+        json.dumps({**update, "message": {**update["message"], field: "@@"}})
+        .encode()
+        .replace(b'"@@"', raw)
+    )
+
+
+HOSTILE = {
+    "an array 20,000 deep": b"[" * 20_000 + b"]" * 20_000,
+    "a field 20,000 deep": update_bytes(
+        text_update(7, "hi", 41), "x", b"[" * 20_000 + b"]" * 20_000
+    ),
+    "a field 900 deep": update_bytes(
+        text_update(7, "hi", 42), "x", b"{" + b'"a":{' * 899 + b"}" * 900
+    ),
+    "a 5000-digit update_id": b'{"update_id": ' + b"9" * 5000 + b"}",
+    "a 5000-digit message_id": update_bytes(text_update(7, "hi", 43), "message_id", b"7" * 5000),
+    "a 5000-digit chat id": json.dumps(text_update(7, "hi", 44))
+    .encode()
+    .replace(str(text_update(7, "hi", 44)["message"]["chat"]["id"]).encode(), b"1" * 5000),
+    "NaN": update_bytes(text_update(7, "hi", 45), "x", b"NaN"),
+    "1e999": update_bytes(text_update(7, "hi", 46), "x", b"1e999"),
+}
+
+
+@pytest.mark.parametrize("body", HOSTILE.values(), ids=HOSTILE.keys())
+def test_a_body_nested_too_deep_or_with_a_huge_number_is_a_400_never_a_500(
+    body: bytes, alone: TestClient, receiver: RecordingReceiver
+) -> None:
+    response = post(alone, body)
+
+    assert response.status_code == 400, response.text
+    assert response.json()["detail"].startswith("unreadable body: "), response.json()
+    assert receiver.inbound == []
+    assert post(alone, text_update(7, "still here", 47)).status_code == 200  # nothing broke
+    assert [i.text for i in receiver.inbound] == ["still here"]
+
+
 def test_an_update_type_this_aiogram_does_not_know_is_ignored(
     alone: TestClient, receiver: RecordingReceiver
 ) -> None:
@@ -985,6 +1025,21 @@ async def test_the_webhook_answers_before_the_bots_turn_is_over(
         finished.set()
         await app.state.hub.outbox.drain()
         assert api.texts_to(4242)[0].startswith(GREETING)
+
+
+def test_hostile_json_reaching_the_hub_stores_nothing_and_the_hub_answers_on(
+    hub: tuple[TestClient, dict[str, str]], api: FakeTelegram
+) -> None:
+    """Signed as Telegram signs (the secret token header), through the whole hub."""
+    client, auth = hub
+
+    answers = [post(client, body).status_code for body in HOSTILE.values()]
+    assert answers == [400] * len(HOSTILE)
+    assert conversations(client, auth) == []
+
+    assert post(client, text_update(4244, "hello", 3)).json() == {"ok": True}
+    drain(client)
+    assert api.texts_to(4244)[0].startswith(GREETING)
 
 
 def test_a_redelivery_is_stored_once_even_under_a_new_update_id(

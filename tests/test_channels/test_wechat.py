@@ -22,10 +22,10 @@ from wechatpy import parse_message
 from wechatpy.crypto import PrpCrypto, WeChatCrypto
 
 from channels.base import ChannelConfigError
+from channels.replay import MemoryNonces, RedisNonces, Reused
 from channels.wechat import (
     MAX_TEXT_BYTES,
     AccessToken,
-    MemoryTokenCache,
     Refused,
     WeChatApi,
     WeChatChannel,
@@ -35,6 +35,7 @@ from channels.wechat import (
     signature,
     split_text,
 )
+from channels.wechat_tokens import MemoryTokenCache
 from hub.messages import Attachment, Kind, Outbound, Sender, utcnow
 from hub.ports import Unavailable
 from tests.conftest import need
@@ -125,9 +126,19 @@ def say(client: TestClient, sender: str, text: str, message_id: str, aes: bool =
 # ---- URL verification ----------------------------------------------------------------------
 
 
+def now() -> str:
+    return str(int(time.time()))
+
+
+def at_time(client: TestClient, timestamp: str | int) -> None:
+    """The channel's clock reads `timestamp`: a vector signed long ago is fresh again."""
+    channel = client.app.state.hub.channels[NAME]  # type: ignore[attr-defined]
+    channel.replay.clock = lambda: float(timestamp)
+
+
 def test_url_verification_echoes_echostr(wechat: Callable[..., Hub]) -> None:
     client, _ = wechat()
-    query = {"timestamp": "1409735669", "nonce": "1320562132", "echostr": "5927782489442352469"}
+    query = {"timestamp": now(), "nonce": "1320562132", "echostr": "5927782489442352469"}
     query["signature"] = signature(TOKEN, query["timestamp"], query["nonce"])
 
     r = client.get(PATH, params=query)
@@ -140,7 +151,7 @@ def test_url_verification_with_a_wrong_signature_is_403(
     wechat: Callable[..., Hub], change: str
 ) -> None:
     client, _ = wechat()
-    query = {"timestamp": "1409735669", "nonce": "1320562132", "echostr": "secret-echo"}
+    query = {"timestamp": now(), "nonce": "1320562132", "echostr": "secret-echo"}
     query["signature"] = signature(TOKEN, query["timestamp"], query["nonce"])
     if change == "missing":
         del query["signature"]
@@ -300,7 +311,7 @@ def test_a_malformed_message_is_400_and_stores_nothing(
 def test_a_broken_safe_mode_envelope_is_400(shared_wechat: Hub, body: str) -> None:
     client, _ = shared_wechat
     before = len(stored(client))
-    timestamp, nonce = "1700000000", "42"
+    timestamp, nonce = now(), str(time.time_ns())
     params = {"timestamp": timestamp, "nonce": nonce, "encrypt_type": "aes"}
     encrypt = re.search(r"CDATA\[(.*?)\]\]", body)
     params["msg_signature"] = signature(
@@ -335,6 +346,204 @@ def shared_wechat(
         create_agent(settings, role="admin")
         with client_for(settings, classifier, flows) as client:
             yield client, login(client)
+
+
+# ---- replays: the freshness window and the nonce memory ----------------------------------
+
+
+@pytest.mark.parametrize("aes", [False, True], ids=["plaintext", "safe mode"])
+@pytest.mark.parametrize("offset", [-301, 301, -86400 * 365], ids=["old", "future", "a year old"])
+def test_a_request_outside_the_five_minute_window_is_403_and_stores_nothing(
+    wechat: Callable[..., Hub], api: fake_wechat.FakeWeChat, aes: bool, offset: int
+) -> None:
+    client, auth = wechat(aes=aes)
+    request = signed(
+        NAME, text_xml("o-late", "hello", "8001"), aes=aes, at=int(time.time()) + offset
+    )
+
+    r = send(client, request)
+    drain(client)
+
+    assert r.status_code == 403 and "timestamp" in r.text, r.text
+    assert conversations(client, auth) == [] and stored(client) == [] and api.sent == []
+
+
+def test_a_clock_a_little_off_is_within_the_window_and_max_age_sets_it(
+    wechat: Callable[..., Hub],
+) -> None:
+    client, _ = wechat(max_age=60)
+    then = int(time.time())
+
+    near = send(client, signed(NAME, text_xml("o-skew", "hello", "8002"), at=then - 50))
+    far = send(client, signed(NAME, text_xml("o-skew", "hello again", "8003"), at=then - 70))
+
+    assert passive_reply(near).content.startswith(GREETING)
+    assert far.status_code == 403
+    assert inbound_ids(client) == ["8002"]
+
+
+@pytest.mark.parametrize("aes", [False, True], ids=["plaintext", "safe mode"])
+def test_a_nonce_reused_with_another_message_is_403_its_own_retry_is_answered(
+    wechat: Callable[..., Hub], api: fake_wechat.FakeWeChat, aes: bool
+) -> None:
+    """Plaintext mode signs the token, timestamp and nonce, not the body: a captured
+    signature must not carry another message (another text, another MsgId). WeChat's own
+    retry of the request is still answered as a redelivery: stored once, answered once."""
+    client, auth = wechat(aes=aes)
+    then, nonce = int(time.time()), "555000111"
+    first = signed(NAME, text_xml("o-cap", "hello", "8101"), aes=aes, at=then, nonce=nonce)
+    forged_text = signed(
+        NAME, text_xml("o-cap", "refund me", "8101"), aes=aes, at=then, nonce=nonce
+    )
+    forged_id = signed(NAME, text_xml("o-cap", "hello", "8102"), aes=aes, at=then, nonce=nonce)
+    other_sender = signed(NAME, text_xml("o-eve", "hi", "8103"), aes=aes, at=then, nonce=nonce)
+
+    answered = send(client, first)
+    refused = [send(client, r) for r in (forged_text, forged_id, other_sender)]
+    retry = send(client, first)  # WeChat's retry: the very same request
+    drain(client)
+
+    assert passive_reply(answered, aes=aes).content.startswith(GREETING)
+    assert [r.status_code for r in refused] == [403, 403, 403], [r.text for r in refused]
+    assert all("nonce" in r.text for r in refused)
+    assert retry.status_code == 200 and retry.text == "success"
+    assert inbound_ids(client) == ["8101"]
+    assert [m.sender_type for m in stored(client)] == ["contact", "bot"]
+    [conversation] = conversations(client, auth)
+    assert messages(client, auth, conversation["id"])[0]["text"] == "hello"
+    assert api.sent == []
+
+
+def test_the_same_nonce_at_another_timestamp_is_another_request(
+    wechat: Callable[..., Hub],
+) -> None:
+    """WeChat's nonces are random numbers, not unique forever: what is remembered is the
+    signed pair (timestamp, nonce)."""
+    client, _ = wechat(aes=False)
+    then = int(time.time())
+
+    a = send(
+        client, signed(NAME, text_xml("o-n", "hello", "8201"), aes=False, at=then - 1, nonce="7")
+    )
+    b = send(client, signed(NAME, text_xml("o-n", "1", "8202"), aes=False, at=then, nonce="7"))
+
+    assert (a.status_code, b.status_code) == (200, 200)
+    assert inbound_ids(client) == ["8201", "8202"]
+
+
+@pytest.mark.parametrize("offset", [-301, 301])
+def test_url_verification_outside_the_window_is_403(
+    wechat: Callable[..., Hub], offset: int
+) -> None:
+    client, _ = wechat()
+    query = {"timestamp": str(int(time.time()) + offset), "nonce": "1", "echostr": "echo-me"}
+    query["signature"] = signature(TOKEN, query["timestamp"], query["nonce"])
+
+    r = client.get(PATH, params=query)
+
+    assert r.status_code == 403 and "echo-me" not in r.text
+
+
+@pytest.mark.parametrize("timestamp", ["", "abc", "１７００００００００", "9" * 40, "-5"])
+def test_a_timestamp_that_is_not_unix_seconds_is_403(shared_wechat: Hub, timestamp: str) -> None:
+    client, _ = shared_wechat
+    before = len(stored(client))
+    params = {"timestamp": timestamp, "nonce": "1"}
+    params["signature"] = signature(TOKEN, timestamp, "1")
+
+    r = client.post(PATH, params=params, content=text_xml("o-t", "hi", "8301").encode())
+
+    assert r.status_code == 403, r.text
+    assert len(stored(client)) == before
+
+
+def test_the_official_sample_is_refused_301_seconds_after_it_was_signed(
+    wechat: Callable[..., Hub],
+) -> None:
+    client, auth = spamtest_hub(wechat)
+    at_time(client, int(SPAMTEST["query"]["timestamp"]) + 301)
+
+    r = client.post(PATH, params=SPAMTEST["query"], content=SPAMTEST["post_body_xml"].encode())
+
+    assert r.status_code == 403 and "is 301 s old" in r.text, r.text
+    assert conversations(client, auth) == []
+
+
+def test_when_the_nonce_memory_is_unreachable_wechat_is_asked_to_retry(
+    wechat: Callable[..., Hub], api: fake_wechat.FakeWeChat
+) -> None:
+    """Redis (token_cache) down: 503, nothing stored; WeChat sends the request again."""
+    client, auth = wechat(token_cache="redis://127.0.0.1:1/0")
+
+    r = send(client, signed(NAME, text_xml("o-r", "hello", "8401")))
+
+    assert r.status_code == 503 and "nonce memory" in r.text, r.text
+    assert conversations(client, auth) == []
+
+
+async def test_the_nonce_memory_is_shared_through_redis() -> None:
+    """Two hub processes of one account (token_cache: the same Redis): a nonce taken on one
+    is refused with another message on the other; the same request passes on both."""
+    import redis.asyncio as aioredis
+
+    url = os.environ.get("KEFU_TEST_REDIS", "redis://127.0.0.1:6379/15")
+    probe = aioredis.from_url(url, socket_timeout=2)
+    try:
+        await probe.ping()
+    except Exception as e:
+        need("Redis", f"{url}: {e}")
+    finally:
+        await probe.aclose()
+    app_id = f"wx-nonce-{time.time_ns()}"
+    one, two = (
+        WeChatChannel(f"p{i}", options("http://unused", app_id=app_id, token_cache=url), UNUSED)
+        for i in range(2)
+    )
+    then, xml = str(int(time.time())), text_xml("o-r", "hello", "8501")
+    try:
+        assert isinstance(one.replay.nonces, RedisNonces)
+        await one.replay.admit(then, "42", xml)
+        await two.replay.admit(then, "42", xml)  # WeChat's retry, reaching another process
+        with pytest.raises(Reused):
+            await two.replay.admit(then, "42", text_xml("o-r", "refund", "8502"))
+        ttl = await one.api.tokens.cache.redis.ttl(f"kefu:wechat:{app_id}:nonce:{then}:42")  # type: ignore[attr-defined]
+        assert 290 <= ttl <= 302  # kept while the timestamp is in the window, no longer
+    finally:
+        for channel in (one, two):
+            await channel.stop()
+
+
+async def test_the_nonce_memory_in_a_process_forgets_and_is_bounded() -> None:
+    now = [1000.0]
+    nonces = MemoryNonces(max_size=3, clock=lambda: now[0])
+
+    assert await nonces.claim("a", "x", ttl=10) is None
+    assert await nonces.claim("a", "y", ttl=10) == "x"
+    now[0] += 11  # out of the window: the key is new again
+    assert await nonces.claim("a", "y", ttl=10) is None
+    for key in "bcd":
+        await nonces.claim(key, "z", ttl=10)
+    assert await nonces.claim("a", "w", ttl=10) is None  # the oldest made room
+
+
+def test_a_file_wechat_answers_garbage_for_is_noted_and_the_message_kept(
+    wechat: Callable[..., Hub], api: fake_wechat.FakeWeChat
+) -> None:
+    """An optional lookup that fails in an unforeseen way (media/get answering JSON that
+    isn't) never costs the customer's message: stored with a note, and answered."""
+    api.add_media("m-junk", b"{not json", "application/json", "junk.json")
+    client, auth = wechat()
+    xml = xml_message(
+        "o-junk", int(time.time()), MsgType="image", PicUrl="http://x", MediaId="m-junk",
+        MsgId="8601",
+    )  # fmt: skip
+
+    response = send(client, signed(NAME, xml))
+
+    assert passive_reply(response) is not None
+    [first, *_] = messages(client, auth, conversation_of(client, auth, NAME, "o-junk")["id"])
+    assert first["kind"] == "image" and first["text"].startswith("[image not kept:")
+    assert inbound_ids(client) == ["8601"]
 
 
 def test_a_cdata_terminator_in_a_reply_does_not_break_the_xml() -> None:
@@ -899,6 +1108,7 @@ def test_official_sample_signatures() -> None:
 
 def test_official_sample_decrypts_and_is_answered_encrypted(wechat: Callable[..., Hub]) -> None:
     client, auth = spamtest_hub(wechat)
+    at_time(client, SPAMTEST["query"]["timestamp"])  # signed in 2014
     expected = parse_message(SPAMTEST["expected"]["decrypted_xml"])
 
     r = client.post(PATH, params=SPAMTEST["query"], content=SPAMTEST["post_body_xml"].encode())
@@ -916,6 +1126,7 @@ def test_official_sample_decrypts_and_is_answered_encrypted(wechat: Callable[...
 def test_official_sample_get_verification(wechat: Callable[..., Hub]) -> None:
     client, _ = spamtest_hub(wechat)
     q = SPAMTEST["query"]
+    at_time(client, int(q["timestamp"]) + 299)
     params = {
         "signature": q["signature"],
         "timestamp": q["timestamp"],
@@ -946,10 +1157,12 @@ def test_official_sample_negative_cases_are_403_and_store_nothing(
     else:
         query[field] = value
     client, auth = spamtest_hub(wechat, app_id=app_id)
+    at_time(client, SPAMTEST["query"]["timestamp"])  # refused for what is wrong, not its age
 
     r = client.post(PATH, params=query, content=SPAMTEST["post_body_xml"].encode())
 
     assert r.status_code == 403, r.text
+    assert ("app_id" if field == "appid" else "signature") in r.text
     assert conversations(client, auth) == []
 
 

@@ -1,0 +1,64 @@
+"""The WeChat channel's access_token caches: in this process, or in Redis for every hub process
+of the account (one fetch serves them all; a fetch elsewhere invalidates the old token)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+
+class TokenCache(Protocol):
+    async def get(self) -> str | None: ...
+
+    async def put(self, token: str, ttl: float) -> None: ...
+
+    async def drop(self, token: str) -> None:
+        """Forget `token`, unless another has replaced it meanwhile."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class MemoryTokenCache:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.token: str | None = None
+        self.expires_at = 0.0
+
+    async def get(self) -> str | None:
+        return self.token if self.token and self.clock() < self.expires_at else None
+
+    async def put(self, token: str, ttl: float) -> None:
+        self.token, self.expires_at = token, self.clock() + ttl
+
+    async def drop(self, token: str) -> None:
+        if self.token == token:
+            self.token = None
+
+    async def close(self) -> None:
+        pass
+
+
+class RedisTokenCache:
+    """Shared by every hub process of the account: one fetch serves them all."""
+
+    def __init__(self, url: str, app_id: str) -> None:
+        import redis.asyncio as aioredis
+
+        self.redis = aioredis.from_url(url, decode_responses=True)
+        self.key = f"kefu:wechat:{app_id}:access_token"
+
+    async def get(self) -> str | None:
+        value = await self.redis.get(self.key)
+        return str(value) if value else None
+
+    async def put(self, token: str, ttl: float) -> None:
+        await self.redis.set(self.key, token, ex=max(1, int(ttl)))
+
+    async def drop(self, token: str) -> None:
+        if await self.redis.get(self.key) == token:
+            await self.redis.delete(self.key)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
