@@ -60,7 +60,7 @@ from websockets.exceptions import WebSocketException
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import rasa_peer
 import report as common
-from rest_bench import SCRIPTS, Server, fmt, free_port, kefu_argv, memory_mb
+from rest_bench import SCRIPTS, Server, bench_config, fmt, free_port, kefu_argv, memory_mb
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
@@ -147,7 +147,7 @@ def hub_env(tmp: Path, database_url: str, data_dir: Path) -> dict[str, str]:
         "DATABASE_URL": database_url,
         "KEFU_DATA_DIR": str(data_dir),
         "KEFU_SECRET_KEY": uuid.uuid4().hex + uuid.uuid4().hex,
-        "KEFU_CONFIG": str(ROOT / "config.yaml"),
+        "KEFU_CONFIG": str(bench_config(tmp)),
     }
 
 
@@ -472,17 +472,17 @@ async def run_broadcast(target: Target, sockets: int, rounds: int, wait_s: float
     result = Broadcast(target.name, sockets // 2, sockets - sockets // 2)
     # the visitor's conversation, from one message of its first tab
     first = (await open_sockets([f"{wss[0]}{WIDGET}?visitor={visitor}"]))[0]
-    await first.recv()  # hello
+    hello = json.loads(await first.recv())
     await widget_turn(first, "hi", "c-1", wait_s)
-    async with connect(f"{wss[0]}{WIDGET}?visitor={visitor}", ping_interval=None) as second:
+    # the visitor's other tabs prove it with the token of its first hello
+    tab = f"{WIDGET}?visitor={visitor}&token={hello['token']}"
+    async with connect(f"{wss[0]}{tab}", ping_interval=None) as second:
         conversation_id = json.loads(await second.recv())["conversation_id"]  # its hello
     async with httpx.AsyncClient(base_url=urls[0], timeout=wait_s) as api:
         auth = {"authorization": f"Bearer {token}"}
         agent_uris = [f"{wss[i % len(wss)]}/api/v1/events?token={token}" for i in range(
             result.agents)]  # fmt: skip
-        widget_uris = [
-            f"{wss[i % len(wss)]}{WIDGET}?visitor={visitor}" for i in range(result.widgets - 1)
-        ]
+        widget_uris = [f"{wss[i % len(wss)]}{tab}" for i in range(result.widgets - 1)]
         print(f"  opening {sockets} sockets ...", file=sys.stderr)
         agents = await open_sockets(agent_uris)
         widgets = [first, *await open_sockets(widget_uris)]

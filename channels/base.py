@@ -66,6 +66,11 @@ class Channel(ABC):
         """What another hub process relayed to this channel's instance here (see
         Receiver.relay): e.g. a frame for a widget socket open on this process."""
 
+    def body_limits(self) -> dict[str, int]:
+        """Paths of this instance whose request bodies may be larger than the hub's
+        `max_body_bytes`, with their own limit in bytes (a widget's file upload)."""
+        return {}
+
     def rate_bucket(self, recipient_id: str) -> str:
         """The platform rate limit a send to this recipient counts against (see Capabilities.
         send_interval); by default each recipient has its own."""

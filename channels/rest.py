@@ -7,17 +7,24 @@ test tools work (DESIGN.md section 4).
 The bot's replies come back in the response. Agents' messages can't ride on a response, so
 they are POSTed to `callback_url` (Rasa's CallbackInput shape) when one is configured, and
 fail visibly otherwise. `metadata.message_id`, when given, makes redeliveries idempotent.
+
+Each sender may send `limits.rest_messages` messages (config.yaml; 20 in 10 s by default):
+beyond that the answer is 429 `{"detail": ...}` with Retry-After, and the message is not
+stored. There is no limit per client address (many customers share one NAT, and a partner's
+server sends for all its users). A body nested too deep or with numbers JSON can't carry
+(5,000 digits, 1e999) is a 422.
 """
 
 from __future__ import annotations
 
 import builtins
+import math
 from typing import Any, ClassVar
 
 import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from channels.base import Capabilities, Channel, DeliveryError
 from hub.messages import Inbound, Kind, Outbound
@@ -34,6 +41,21 @@ class RestMessage(BaseModel):
     sender: str = Field(min_length=1, max_length=255)
     message: str = Field(max_length=10_000)
     metadata: dict[str, Any] | None = None
+
+    @field_validator("metadata")
+    @classmethod
+    def _finite(cls, metadata: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Infinity and NaN can't be stored as JSON (PostgreSQL refuses them)."""
+        stack: list[Any] = [metadata]
+        while stack:
+            value = stack.pop()
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError("numbers must be finite (no Infinity, NaN or 1e999)")
+            if isinstance(value, dict):
+                stack.extend(value.values())
+            elif isinstance(value, list):
+                stack.extend(value)
+        return metadata
 
 
 def rasa_messages(recipient_id: str, message: Outbound) -> list[dict[str, Any]]:
@@ -75,6 +97,14 @@ class RestChannel(Channel):
             except ValidationError as e:
                 detail = [{k: err[k] for k in ("loc", "msg", "type")} for err in e.errors()]
                 return JSONResponse({"detail": detail}, status_code=422)
+            wait = await self.receiver.limited("rest_messages", f"{self.name}:{body.sender}")
+            if wait is not None:  # nothing is stored; the client sends it again later
+                seconds = max(1, math.ceil(wait))
+                return JSONResponse(
+                    {"detail": f"too many messages from this sender: retry in {seconds} s"},
+                    status_code=429,
+                    headers={"Retry-After": str(seconds)},
+                )
             metadata = body.metadata or {}
             message_id = metadata.get("message_id")
             inbound = Inbound(

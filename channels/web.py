@@ -1,15 +1,34 @@
 """The web chat widget's channel: a WebSocket per browser tab (DESIGN.md section 4).
 
-    /channels/web/ws?visitor=<id>     (the instance named `web`)
-    /channels/web/X/ws?visitor=<id>   (another web instance, named X)
+    /channels/web/ws?visitor=<id>&token=<token>     (the instance named `web`)
+    /channels/web/X/ws?visitor=<id>&token=<token>   (another web instance, named X)
 
-Server frames: hello, ack, message, typing, error. Client frames: message, postback, resume,
-typing. Every message is stored before it is acknowledged, and `resume` resends everything
-after the last id the widget saw, so a reconnect loses nothing.
+Server frames: hello, ack, message, typing, identified, error. Client frames: message,
+postback, resume, typing, identify (channels/web_frames.py). Every message is stored before it
+is acknowledged, and `resume` resends everything after the last id the widget saw, so a
+reconnect loses nothing.
 
-A customer's image or PDF is uploaded first, `POST <prefix>/upload?visitor=<id>&name=<file name>`
-with the raw bytes as the body and the file's type as Content-Type (raw, not multipart: the hub
-has no python-multipart), then sent as an attachment of a message frame.
+A visitor id is not a secret (agents, the inbox and merged customers' views show it), so the
+server proves it: `hello` carries `token`, an HMAC of the channel's name and the visitor id
+under a key derived from the hub's secret (Receiver.sender_token), and the widget keeps it with
+the id. A socket that names a visitor with a conversation but brings no token or another one
+is not that visitor: its hello names a new visitor id (with that one's token), followed by an
+`error` frame saying why, and the widget starts a new conversation; nothing of the named
+visitor's conversation (history, resume, agents' live messages) ever reaches it. A visitor id
+with no conversation yet needs no token (a first visit, or an id the site chose) and gets its
+token in hello. Only sockets with a proven visitor (or a first visit) are registered for live
+messages.
+
+Limits (config.yaml `limits:`, Receiver.limited): per visitor, `widget_frames` (any frame) and
+`widget_messages` (message and postback frames): a refused frame gets `{"type": "error",
+"error", "retry_after", "client_id"}`, is not stored and not acknowledged, and the widget sends
+it again after `retry_after` seconds. `widget_sockets`: open sockets per visitor in this hub
+process (each process counts its own). `widget_sockets_per_ip` (off by default): new sockets
+per client address. A refused socket gets an `error` frame with `retry_after` (when waiting
+helps) and is closed with 1013 (try again later).
+
+A customer's image or PDF is uploaded first (channels/web_upload.py) with the visitor's token,
+then sent as an attachment of a message frame.
 
 A site that knows who its visitor is (logged in) may say so, signed with the channel's
 `identity_secret`: `email` and `hash` = hex HMAC-SHA256(secret, email), and/or `phone` (E.164)
@@ -24,30 +43,44 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-import hashlib
 import hmac
-import json
 import logging
-import re
 import secrets
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from channels import web_upload
 from channels.base import Capabilities, Channel
+from channels.web_frames import (
+    MAX_MESSAGE_ID,
+    VISITOR,
+    Frame,
+    IdentifyFrame,
+    MessageFrame,
+    PostbackFrame,
+    ResumeFrame,
+    TypingFrame,
+    _frames,
+    message_frame,
+    parse_frame,
+    problems,
+    signed,
+    verified_identity,
+)
+from channels.web_upload import clean_name, sniff, wait_seconds
 from hub.messages import Attachment, Event, Inbound, Kind, Outbound, Verified
-from hub.ports import MediaTooLarge
+
+__all__ = ["WebChannel", "WebOptions", "_frames", "clean_name", "signed", "sniff"]
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
-
-MAX_MESSAGE_ID = 2**31 - 1  # message ids are INTEGER columns (PostgreSQL's int4)
-_VISITOR = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
 
 class WebOptions(BaseModel):
@@ -68,115 +101,18 @@ class WebOptions(BaseModel):
     )
 
 
-# what the first bytes of each accepted type look like, so a renamed file is refused
-_MAGIC: dict[str, Any] = {
-    "image/jpeg": lambda b: b.startswith(b"\xff\xd8\xff"),
-    "image/png": lambda b: b.startswith(b"\x89PNG"),
-    "image/gif": lambda b: b.startswith(b"GIF8"),
-    "image/webp": lambda b: b[:4] == b"RIFF" and b[8:12] == b"WEBP",
-    "application/pdf": lambda b: b.startswith(b"%PDF"),
-}
-
-
-def sniff(mime_type: str, data: bytes) -> bool:
-    check = _MAGIC.get(mime_type)
-    return bool(check and check(data))
-
-
-_NAME_BAD = re.compile(r"[^\w.\- ()]+")
-
-
-def clean_name(name: str, mime_type: str) -> str:
-    name = _NAME_BAD.sub("_", name.replace("\\", "/").rsplit("/", 1)[-1]).strip(" .")[:120]
-    return name or ("file.pdf" if mime_type == "application/pdf" else "image")
-
-
-class _Frame(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-
-class AttachmentFrame(_Frame):
-    url: str = Field(pattern=r"^/media/[^\s\"'<>\\]+$", max_length=500)
-    name: str | None = Field(default=None, max_length=200)
-    mime_type: str | None = Field(default=None, max_length=100)
-    kind: Literal["image", "file"] = "file"
-
-
-class MessageFrame(_Frame):
-    type: Literal["message"]
-    client_id: str | None = Field(default=None, max_length=64)
-    text: str = Field(default="", max_length=4000)
-    attachments: list[AttachmentFrame] = Field(default_factory=list, max_length=5)
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> MessageFrame:
-        if not self.text and not self.attachments:
-            raise ValueError("a message needs text or an attachment")
-        return self
-
-
-class PostbackFrame(_Frame):
-    type: Literal["postback"]
-    payload: str = Field(min_length=1, max_length=1000)
-    title: str | None = Field(default=None, max_length=200)
-
-
-class ResumeFrame(_Frame):
-    type: Literal["resume"]
-    after: int | str | None = None
-
-
-class TypingFrame(_Frame):
-    type: Literal["typing"]
-    on: bool = True
-
-
-class IdentifyFrame(_Frame):
-    """Who the visitor is, as the site's server signed it (see the module docstring)."""
-
-    type: Literal["identify"]
-    email: str | None = Field(default=None, max_length=255)
-    hash: str | None = Field(default=None, max_length=128)
-    phone: str | None = Field(default=None, max_length=32)
-    phone_hash: str | None = Field(default=None, max_length=128)
-
-
-ClientFrame = Annotated[
-    MessageFrame | PostbackFrame | ResumeFrame | TypingFrame | IdentifyFrame,
-    Field(discriminator="type"),
-]
-_frames: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
-
-
-def signed(secret: str, value: str, signature: str | None) -> bool:
-    """Whether `signature` is the hex HMAC-SHA256 of `value` (as sent) under `secret`."""
-    expected = hmac.new(secret.encode(), value.encode(), hashlib.sha256).hexdigest()
-    return signature is not None and hmac.compare_digest(expected, signature.strip().lower())
-
-
-def verified_identity(secret: str | None, frame: IdentifyFrame) -> Verified | str:
-    """The identity the site signed, or why it is refused."""
-    if not frame.email and not frame.phone:
-        return "identify: give email and hash, or phone and phone_hash"
-    if secret is None:
-        return "identify: this channel has no identity_secret, so it takes no identities"
-    if frame.email and not signed(secret, frame.email, frame.hash):
-        return "identify: hash is not the HMAC-SHA256 of email with the channel's secret"
-    if frame.phone and not signed(secret, frame.phone, frame.phone_hash):
-        return "identify: phone_hash is not the HMAC-SHA256 of phone with the channel's secret"
-    return Verified(email=frame.email, phone=frame.phone)
-
-
-def message_frame(message: Outbound) -> dict[str, Any]:
-    return {
-        "type": "message",
-        "id": str(message.message_id),
-        "sender": message.sender.value,
-        "text": message.text,
-        "buttons": [b.model_dump() for b in message.buttons],
-        "attachments": [a.model_dump(mode="json") for a in message.attachments],
-        "created_at": message.created_at.isoformat(),
-    }
+def refused(frame: Frame | str | None, wait: float) -> dict[str, Any]:
+    """The error frame for a frame refused by a rate limit: when to send it again and which
+    it was (a message's client_id, a button's payload)."""
+    n = wait_seconds(wait)
+    what = "messages" if isinstance(frame, MessageFrame | PostbackFrame) else "frames"
+    error: dict[str, Any] = {"type": "error", "error": f"too many {what}: retry in {n} s"}
+    error["retry_after"] = n
+    if isinstance(frame, MessageFrame):
+        error["client_id"] = frame.client_id
+    elif isinstance(frame, PostbackFrame):
+        error["payload"] = frame.payload
+    return error
 
 
 class _Socket:
@@ -212,14 +148,31 @@ class WebChannel(Channel):
     def router(self) -> APIRouter:
         router = APIRouter(tags=[f"channel {self.name}"])
         router.add_api_websocket_route(self.path, self.connect)
+        upload = f"{self.prefix}/upload"
+        router.add_api_route(upload, self.upload, methods=["POST"], status_code=201)
+        # the widget uploads from the pages of other sites: the browser asks first (CORS)
         router.add_api_route(
-            f"{self.prefix}/upload", self.upload, methods=["POST"], status_code=201
+            upload, web_upload.preflight, methods=["OPTIONS"], include_in_schema=False
         )
         # the embeddable widget and the demo page that embeds it (one set, whatever the number
         # of web instances: the widget picks its instance with data-channel)
         router.add_api_route("/widget.js", widget_js, methods=["GET"], include_in_schema=False)
         router.add_api_route("/", demo_page, methods=["GET"], include_in_schema=False)
         return router
+
+    def body_limits(self) -> dict[str, int]:
+        return {f"{self.prefix}/upload": self.options.upload_max_bytes}
+
+    def token(self, visitor: str) -> str:
+        """What proves `visitor` (given in its hello)."""
+        return self.receiver.sender_token(self.name, visitor)
+
+    def proves(self, visitor: str, token: str | None) -> bool:
+        """Whether `token` is the visitor's own."""
+        if not token:
+            return False
+        expected = self.token(visitor).encode()
+        return hmac.compare_digest(expected, token.encode("utf-8", "replace"))
 
     async def send(self, message: Outbound) -> None:
         """Push to every open tab of the visitor, on whichever hub process it is connected.
@@ -238,61 +191,61 @@ class WebChannel(Channel):
 
     async def upload(self, request: Request) -> JSONResponse:
         """A customer's image or PDF: the raw bytes as the body, the type as Content-Type, the
-        file name in `name`. Answers 201 with the attachment to put in a message frame."""
+        file name in `name`, the visitor's `token` once it has a conversation. Answers 201 with
+        the attachment to put in a message frame."""
+        return await web_upload.upload(self, request)
 
-        def refuse(status: int, error: str) -> JSONResponse:
-            return JSONResponse({"error": error, "detail": error}, status_code=status)
+    async def visitor_of(self, query: Mapping[str, str]) -> tuple[str, int | None, str | None]:
+        """The socket's visitor, its conversation, and why it is not the one named (or None):
+        the named visitor when the socket proves it (its token) or when that visitor has no
+        conversation yet (a first visit); else a new visitor."""
+        visitor = query.get("visitor") or ""
+        if not VISITOR.match(visitor):  # missing or unusable: the widget keeps the new one
+            return secrets.token_urlsafe(16), None, None
+        conversation_id = await self.receiver.current_conversation(self.name, visitor)
+        if conversation_id is None or self.proves(visitor, query.get("token")):
+            return visitor, conversation_id, None
+        why = "token: missing or not this visitor's, so this socket is a new visitor"
+        return secrets.token_urlsafe(16), None, why
 
-        opts = self.options
-        limit = opts.upload_max_bytes
-        accepted = ", ".join(opts.upload_types)
-        if not _VISITOR.match(request.query_params.get("visitor") or ""):
-            return refuse(400, "visitor: a valid visitor id is required")
-        mime_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
-        if not mime_type:
-            return refuse(400, "file: send the file as the body, with its Content-Type")
-        if mime_type not in opts.upload_types:
-            return refuse(415, f"file type {mime_type} is not accepted; accepted: {accepted}")
-        too_large = f"file too large: the limit is {limit} bytes"
-        with contextlib.suppress(ValueError):
-            if int(request.headers.get("content-length") or 0) > limit:
-                return refuse(413, too_large)
-        data = bytearray()
-        async for chunk in request.stream():
-            data += chunk
-            if len(data) > limit:  # read at most limit + 1 bytes' worth of chunks
-                return refuse(413, too_large)
-        if not data:
-            return refuse(400, "file: the body is empty")
-        if not sniff(mime_type, bytes(data[:16])):
-            return refuse(415, f"the file is not a real {mime_type}; accepted: {accepted}")
-        name = clean_name(request.query_params.get("name") or "", mime_type)
-        try:
-            url = await self.receiver.save_media(bytes(data), name=name, mime_type=mime_type)
-        except MediaTooLarge as e:
-            return refuse(413, f"file too large: {e}")
-        kind = "image" if mime_type.startswith("image/") else "file"
-        return JSONResponse(
-            {"url": url, "name": name, "mime_type": mime_type, "kind": kind}, status_code=201
-        )
+    async def refuse(self, websocket: WebSocket, error: str, wait: float | None) -> None:
+        """Turn a socket away: an error frame (with when to try again), then 1013."""
+        frame: dict[str, Any] = {"type": "error", "error": error}
+        if wait is not None:
+            frame["retry_after"] = wait_seconds(wait)
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            await websocket.send_json(frame)
+            await websocket.close(code=1013, reason=error[:120])
 
     async def connect(self, websocket: WebSocket) -> None:
-        visitor = websocket.query_params.get("visitor") or ""
-        if not _VISITOR.match(visitor):
-            visitor = secrets.token_urlsafe(16)  # missing or unusable: the widget keeps this one
         await websocket.accept()
+        address = websocket.client.host if websocket.client else ""
+        wait = await self.receiver.limited("widget_sockets_per_ip", address)
+        if wait is not None:
+            n = wait_seconds(wait)
+            await self.refuse(
+                websocket, f"too many new sockets from this address: retry in {n} s", wait
+            )
+            return
+        query = websocket.query_params
+        visitor, conversation_id, why = await self.visitor_of(query)
+        cap = self.receiver.cap("widget_sockets")
+        if cap is not None and len(self.sockets.get(visitor, ())) >= cap:
+            await self.refuse(websocket, f"this visitor already has {cap} sockets open", None)
+            return
         socket = _Socket(websocket)
-        self.sockets[visitor].add(socket)
+        self.sockets[visitor].add(socket)  # before hello: no live message falls between
         try:
-            conversation_id = await self.receiver.current_conversation(self.name, visitor)
             await socket.send(
                 {
                     "type": "hello",
                     "visitor": visitor,
                     "conversation_id": str(conversation_id) if conversation_id else None,
+                    "token": self.token(visitor),
                 }
             )
-            query = websocket.query_params
+            if why:
+                await socket.send({"type": "error", "error": why})
             if query.get("email") or query.get("phone"):  # an identity in the socket's URL
                 fields = {k: query.get(k) for k in ("email", "hash", "phone", "phone_hash")}
                 await self.identify(socket, {"type": "identify", **fields})
@@ -300,10 +253,7 @@ class WebChannel(Channel):
                 frame = await websocket.receive()
                 if frame["type"] == "websocket.disconnect":
                     break
-                if frame.get("text") is None:
-                    await socket.send({"type": "error", "error": "frames are JSON text"})
-                    continue
-                await self.handle(socket, visitor, frame["text"])
+                await self.handle(socket, visitor, frame.get("text"))
         except WebSocketDisconnect:
             pass
         finally:
@@ -311,21 +261,17 @@ class WebChannel(Channel):
             if not self.sockets[visitor]:
                 del self.sockets[visitor]
 
-    async def handle(self, socket: _Socket, visitor: str, raw: str) -> None:
-        if len(raw.encode()) > self.options.max_frame_bytes:
-            await socket.send({"type": "error", "error": "frame too large"})
+    async def handle(self, socket: _Socket, visitor: str, raw: str | None) -> None:
+        frame = parse_frame(raw, self.options.max_frame_bytes) if raw is not None else None
+        key = f"{self.name}:{visitor}"
+        wait = await self.receiver.limited("widget_frames", key)
+        if wait is None and isinstance(frame, MessageFrame | PostbackFrame):
+            wait = await self.receiver.limited("widget_messages", key)
+        if wait is not None:  # refused: not stored, not acknowledged; the widget sends it again
+            await socket.send(refused(frame, wait))
             return
-        try:
-            frame = _frames.validate_python(json.loads(raw))
-        except json.JSONDecodeError:
-            await socket.send({"type": "error", "error": "frames are JSON objects"})
-            return
-        except ValidationError as e:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc'][1:]) or 'type'}: {err['msg']}"
-                for err in e.errors()
-            )
-            await socket.send({"type": "error", "error": f"invalid frame: {problems}"})
+        if frame is None or isinstance(frame, str):
+            await socket.send({"type": "error", "error": frame or "frames are JSON text"})
             return
         if isinstance(frame, MessageFrame):
             await self.receive_message(socket, visitor, frame)
@@ -377,8 +323,7 @@ class WebChannel(Channel):
         try:
             frame = IdentifyFrame.model_validate(frame)
         except ValidationError as e:
-            problems = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
-            await socket.send({"type": "error", "error": f"invalid identity: {problems}"})
+            await socket.send({"type": "error", "error": f"invalid identity: {problems(e, 0)}"})
             return
         identity = verified_identity(self.options.identity_secret, frame)
         if isinstance(identity, str):

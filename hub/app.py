@@ -49,8 +49,11 @@ from hub.outbox import Outbox
 from hub.personal_data import PersonalData
 from hub.pipeline import Pipeline
 from hub.ports import Classifier, FlowRunner, KnowledgeSearch, Unavailable
+from hub.proxies import ProxyHeadersMiddleware
+from hub.ratelimit import PublicLimits, rate_limiter
 from hub.redact import install as mask_logs
 from hub.routing import Routing
+from hub.senders import SenderTokens
 from hub.settings import BotSettings, Settings, SettingsError, load_settings
 from hub.sla import SlaWatch
 from hub.status import InvalidTransition
@@ -367,6 +370,9 @@ class Hub:
             csat=self.csat,
         )
         self.logins = login_guard(self.redis, prefix)  # failed logins, per email and IP
+        # `limits:` on the public endpoints; tokens proving the widget's visitor ids
+        self.limits = PublicLimits(settings.limits, rate_limiter(self.redis, prefix))
+        self.senders = SenderTokens(settings.jwt_secret)
         self.claims: cluster.RedisClaims | None = None
         if self.redis is not None:
             self.pipeline.locks = cluster.RedisLocks(self.redis, prefix)
@@ -517,6 +523,15 @@ class Hub:
     async def save_state(self, channel: str, key: str, value: dict[str, Any]) -> None:
         await self.store.save_state(channel, key, value)
 
+    def sender_token(self, channel: str, sender_id: str) -> str:
+        return self.senders.token(channel, sender_id)
+
+    async def limited(self, rule: str, key: str) -> float | None:
+        return await self.limits.limited(rule, key)
+
+    def cap(self, rule: str) -> int | None:
+        return self.limits.cap(rule)
+
     async def delivery_failed(self, message_id: int, error: str) -> bool:
         message = await self.store.get_message(message_id)
         if message is None or message.direction != "out":
@@ -663,9 +678,13 @@ def create_app(
         dependencies=[Depends(_conversation_in_path)],
     )
     app.state.hub = hub
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # a channel's own larger bodies (the widget's uploads) have their own limit
+    larger = {p: n for c in hub.channels.values() for p, n in c.body_limits().items()}
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, paths=larger)
     app.add_middleware(HttpMetrics, metrics=hub.metrics)
     app.add_middleware(RequestId)  # outermost: every response has the id, a 413's too
+    if settings.trusted_proxies:  # the client address from their X-Forwarded-For only
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     for channel in hub.channels.values():
         router = channel.router()
         if router is not None:
@@ -720,11 +739,14 @@ def create_app(
     async def _bad_cursor(request: Request, exc: CursorError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=400)
 
-    @app.api_route("/media/{key:path}", methods=["GET", "HEAD"], tags=["media"])
+    @app.get("/media/{key:path}", tags=["media"])
     async def media(key: str) -> Response:
         """A file a customer sent (the link in the message; the key is unguessable), served
         as an image or a download, never as a page (hub/media.py)."""
         return hub.media.response(key)
+
+    # HEAD answers the same headers (one operation in the API schema: the GET)
+    app.add_api_route("/media/{key:path}", media, methods=["HEAD"], include_in_schema=False)
 
     @app.get("/metrics", tags=["ops"])
     async def metrics() -> Response:

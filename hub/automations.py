@@ -47,10 +47,10 @@ from hub.bus import follow
 from hub.conversations import Conversations
 from hub.inbox.schemas import conversation_view
 from hub.messages import Event, Reply, Sender, Status, utcnow
+from hub.netguard import Guard, GuardedTransport, Refused
 from hub.ports import Bus, Subscription
 from hub.settings import WebhookSettings
 from hub.store import Conversation
-from hub.netguard import Guard, GuardedTransport, Refused
 from hub.webhooks import encode, sign
 
 log = logging.getLogger(__name__)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hub.automations_config import AutomationError
+from hub.cli_agents import add_commands as add_agent_commands
 from hub.settings import Settings, SettingsError, load_settings
 
 
@@ -75,6 +76,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         port=args.port,
         log_level="info",
         log_config=None,  # uvicorn's loggers, the access log too, go through configure_logging
+        # X-Forwarded-For is believed from `trusted_proxies` only, inside the app (hub/proxies.py):
+        # not from uvicorn's default (127.0.0.1, FORWARDED_ALLOW_IPS)
+        proxy_headers=False,
         ws_max_size=1_000_000,
         # on SIGTERM: requests under way get this long, then Hub.stop as long again for the
         # messages still being handled
@@ -239,38 +243,6 @@ def _chat_line(sender: str, text: str, payload: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def cmd_agent_create(args: argparse.Namespace) -> int:
-    from hub.auth import ROLES, hash_password
-    from hub.store import Database, Store
-
-    if args.role not in ROLES:
-        print(f"role must be one of {', '.join(ROLES)}", file=sys.stderr)
-        return 2
-    settings = _settings(args)
-
-    async def create() -> int:
-        await _migrate(settings)
-        db = Database(settings.database_url)
-        try:
-            store = Store(db)
-            if await store.agent_by_email(args.email):
-                print(f"an agent with email {args.email} already exists", file=sys.stderr)
-                return 1
-            agent = await store.create_agent(
-                args.email,
-                args.name or args.email.split("@")[0],
-                hash_password(args.password),
-                role=args.role,
-                teams=args.team or [],
-            )
-            print(f"agent {agent.id} created: {agent.email} ({agent.role})")
-            return 0
-        finally:
-            await db.close()
-
-    return asyncio.run(create())
-
-
 def cmd_backup(args: argparse.Namespace) -> int:
     from hub.backup import BackupError, backup
 
@@ -379,16 +351,7 @@ def parser() -> argparse.ArgumentParser:
     test = command("test", cmd_test, "run the bot's conversation tests; exit 0 only if all pass")
     test.add_argument("-k", metavar="TEXT", help="only the tests whose name contains TEXT")
     command("chat", cmd_chat, "talk to the bot in the terminal")
-    agent = sub.add_parser("agent", help="manage agents")
-    agent_sub = agent.add_subparsers(dest="agent_command", required=True)
-    create = agent_sub.add_parser("create", help="create an agent")
-    create.set_defaults(func=cmd_agent_create)
-    create.add_argument("--config", default=argparse.SUPPRESS)
-    create.add_argument("--email", required=True)
-    create.add_argument("--password", required=True)
-    create.add_argument("--name")
-    create.add_argument("--role", default="agent", help="admin, agent or designer")
-    create.add_argument("--team", action="append", help="team name (repeatable)")
+    add_agent_commands(sub)  # kefu agent create|passwd|list|deactivate
     backup = command("backup", cmd_backup, "archive the database and media", bot=False)
     backup.add_argument("--output", metavar="FILE", help="default: data/backups/kefu-<time>.tar.gz")
     restore = command("restore", cmd_restore, "restore a `kefu backup` archive", bot=False)

@@ -28,6 +28,22 @@ conversation_id: contextvars.ContextVar[int | None] = contextvars.ContextVar(
 )
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# line breaks and other control characters: in a text log line they are written escaped, so
+# that what a client sent (a login's email, a path) can't start a line of its own
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_controls(text: str) -> str:
+    """`text` with control characters written as escapes: a line break as `\\n`."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+class TextFormatter(logging.Formatter):
+    """TEXT_FORMAT, one line per record (control characters escaped); a traceback, when
+    there is one, follows on its own lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return escape_controls(super().formatMessage(record))
 
 
 class ContextFilter(logging.Filter):
@@ -75,7 +91,7 @@ def handler(log_format: str = "text", stream: Any = None) -> logging.Handler:
     """A stream handler (stderr by default) in `log_format`, stamping the ids and masking
     secrets and personal data (hub.redact) in every record, its `extra` fields too."""
     out = logging.StreamHandler(stream if stream is not None else sys.stderr)
-    out.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    out.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter(TEXT_FORMAT))
     out.addFilter(ContextFilter())
     out.addFilter(pii_filter())
     return out

@@ -160,6 +160,22 @@ class Receiver(Protocol):
         failed with `error`, which the agent sees. False when no such message is stored."""
         ...
 
+    def sender_token(self, channel: str, sender_id: str) -> str:
+        """A token that proves `sender_id` on `channel`: an HMAC of both under a key derived
+        from the hub's secret, for a channel whose sender ids are not secrets (the widget's
+        visitor ids) to hand to the sender once and ask back before showing it anything."""
+        ...
+
+    async def limited(self, rule: str, key: str) -> float | None:
+        """Count one use of the config.yaml `limits:` rate `rule` by `key` (a customer, a
+        client address). Over the limit: the seconds to wait (the use is refused, not
+        counted); else, or with the rule off, None."""
+        ...
+
+    def cap(self, rule: str) -> int | None:
+        """A `limits:` number that is not a rate (open sockets per visitor); None: no cap."""
+        ...
+
 
 class MediaTooLarge(ValueError):
     """A file over the hub's size limit (`media_max_bytes`)."""

@@ -12,14 +12,17 @@ import re
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from hub.files import create_private
 from hub.hours import HoursSettings
+from hub.proxies import check_proxies, split_proxies
 
+MIN_SECRET_KEY = 32  # characters of KEFU_SECRET_KEY
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -128,6 +131,34 @@ class AssignmentSettings(BaseModel):
     sample: int = Field(default=20, ge=1, le=1000)
 
 
+class Rate(BaseModel):
+    """At most `count` uses within any `seconds` (a sliding window)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    count: int = Field(ge=1, le=1_000_000)
+    seconds: float = Field(gt=0, le=86_400)
+
+
+class LimitSettings(BaseModel):
+    """Rate limits on the public endpoints (hub/ratelimit.py); null turns one off. Over one:
+    429 with Retry-After (on a widget socket, an `error` frame with `retry_after`), and
+    nothing is stored. No per-address limit on REST or platform webhooks: many customers
+    share one NAT, and platforms call from a few addresses."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rest_messages: Rate | None = Rate(count=20, seconds=10)  # per REST sender
+    widget_messages: Rate | None = Rate(count=20, seconds=10)  # per visitor: messages, buttons
+    widget_frames: Rate | None = Rate(count=60, seconds=10)  # per visitor: any frame
+    widget_sockets: int | None = Field(default=10, ge=1)  # open per visitor, per hub process
+    widget_uploads: Rate | None = Rate(count=10, seconds=60)  # per visitor
+    widget_sockets_per_ip: Rate | None = None  # new widget sockets per client address
+    # uploads per client address: anonymous visitors can take new ids at will, and files fill
+    # the disk; generous, since customers behind one NAT share an address
+    widget_uploads_per_ip: Rate | None = Rate(count=30, seconds=60)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="forbid", populate_by_name=True)
 
@@ -141,7 +172,12 @@ class Settings(BaseSettings):
     )
     # the file these settings came from (set by load_settings; the hot reload rereads it)
     config_path: Path | None = Field(default=None, exclude=True)
+    # signs the agents' tokens: at least MIN_SECRET_KEY characters; unset: generated once
     secret_key: str | None = Field(default=None, validation_alias="KEFU_SECRET_KEY")
+    # reverse proxies (IPs, CIDR networks) whose X-Forwarded-For names the client (hub/proxies.py)
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias="KEFU_TRUSTED_PROXIES"
+    )
     data_dir: Path = Field(default=Path("data"), validation_alias="KEFU_DATA_DIR")
     max_body_bytes: int = 1_000_000
     # files customers send, stored under data_dir/media; larger ones are refused
@@ -154,6 +190,8 @@ class Settings(BaseSettings):
     webhooks: WebhookSettings = WebhookSettings()
     assignment: AssignmentSettings = AssignmentSettings()
     csat: CsatSettings = CsatSettings()
+    # rate limits on the public endpoints (REST, the widget); login throttling is hub/lockout.py
+    limits: LimitSettings = LimitSettings()
     # resolved conversations older than this many days are deleted; None keeps them forever
     retention_days: int | None = Field(default=None, ge=1)
     channels: list[ChannelConfig] = [
@@ -182,19 +220,31 @@ class Settings(BaseSettings):
             seen.add(c.name)
         return channels
 
+    @field_validator("secret_key")
+    @classmethod
+    def _long_enough(cls, key: str | None) -> str | None:
+        if key and len(key) < MIN_SECRET_KEY:
+            raise ValueError(
+                f"KEFU_SECRET_KEY has {len(key)} characters; it needs at least {MIN_SECRET_KEY}"
+                " (make one: python -c 'import secrets; print(secrets.token_urlsafe(48))'),"
+                " or leave it unset to have one generated into the data folder"
+            )
+        return key
+
+    _split_proxies = field_validator("trusted_proxies", mode="before")(split_proxies)
+    _check_proxies = field_validator("trusted_proxies")(check_proxies)
+
     @property
     def enabled_channels(self) -> list[ChannelConfig]:
         return [c for c in self.channels if c.enabled]
 
     def jwt_secret(self) -> str:
-        """KEFU_SECRET_KEY, or a key generated once and kept in the data folder."""
+        """KEFU_SECRET_KEY, or a key generated once and kept in the data folder (owner-only)."""
         if self.secret_key:
             return self.secret_key
         path = self.data_dir / "secret_key"
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(48))
-            path.chmod(0o600)
+            create_private(path, secrets.token_urlsafe(48).encode())
         return path.read_text().strip()
 
 

@@ -131,6 +131,8 @@ function shell() {
 
 async function logout() {
   try { await api("PATCH", "/me", { presence: "offline" }); } catch { /* logged out anyway */ }
+  // the token stops working on the hub too (a copy left in the browser is useless)
+  try { if (auth.token) await api("POST", "/auth/logout"); } catch { /* logged out anyway */ }
   auth.token = null;
   location.hash = "";
   showLogin();

@@ -2,7 +2,11 @@
  *   <script src="https://HOST/widget.js" data-channel="web"></script>
  * Vanilla JS, no dependencies. Renders in an open shadow root (no iframe).
  * Protocol: DESIGN.md section 4 (hello, ack, message, typing / message, postback, resume, typing).
+ * hello gives the visitor id and its token; both are kept in localStorage and the token is sent
+ * back on every socket and upload (it proves the visitor id, which is not a secret).
  * Files (images, PDF) go first to POST <channel>/upload (raw body), then as a message attachment.
+ * A message the server refuses for a rate limit (an error frame with retry_after and its
+ * client_id) stays pending and is sent again after retry_after seconds.
  * Message text is untrusted: it is only ever set with textContent.
  */
 (function () {
@@ -26,12 +30,14 @@
     title: "在线客服", open: "打开在线客服", close: "关闭", placeholder: "输入消息…", send: "发送",
     lost: "连接已断开，正在重连…", connecting: "正在连接…", typing: "对方正在输入…", log: "聊天消息",
     agent: "人工客服", bot: "智能助手", file: "文件", sending: "发送中", unread: "条未读消息",
-    attach: "发送图片或 PDF", big: "文件太大（最大 10 MB）", type: "只能发送图片或 PDF", failed: "上传失败"
+    attach: "发送图片或 PDF", big: "文件太大（最大 10 MB）", type: "只能发送图片或 PDF", failed: "上传失败",
+    slow: "发送太频繁，{n} 秒后自动重发", wait: "发送太频繁，请 {n} 秒后再试"
   } : {
     title: "Customer support", open: "Open chat", close: "Close chat", placeholder: "Type a message…", send: "Send",
     lost: "Connection lost, reconnecting…", connecting: "Connecting…", typing: "Typing…", log: "Chat messages",
     agent: "Agent", bot: "Assistant", file: "File", sending: "Sending", unread: "unread messages",
-    attach: "Send an image or PDF", big: "File too large (max 10 MB)", type: "Only images or PDF files", failed: "Upload failed"
+    attach: "Send an image or PDF", big: "File too large (max 10 MB)", type: "Only images or PDF files", failed: "Upload failed",
+    slow: "Too many messages at once; sending again in {n} s", wait: "Too many messages at once; try again in {n} s"
   };
 
   function store(name, value) {
@@ -144,6 +150,7 @@
 
   // ---- state ----------------------------------------------------------------------------------
   var visitor = store("visitor");
+  var token = store("token"); // proves the visitor id (given by hello)
   var seen = {};          // message id -> element (dedupe)
   var lastId = 0;         // highest message id received
   var readId = Number(store("read") || 0); // highest id the customer has seen with the panel open
@@ -152,6 +159,7 @@
   var counter = Number(store("seq") || 0);
   var tab = Math.random().toString(36).slice(2, 8);
   var ws = null, ready = false, attempt = 0, timer = null, everConnected = false, typingTimer = null;
+  var holdUntil = 0, errTimer = null; // the server asked to wait (a rate limit) until then
   var isOpen = false;
 
   function updateBadge() {
@@ -297,9 +305,26 @@
     send(item.frame);
   }
 
-  function showError(text) {
+  function showError(text, seconds) {
+    clearTimeout(errTimer);
     err.textContent = text || "";
     err.hidden = !text;
+    if (text && seconds) errTimer = setTimeout(function () { showError(""); }, seconds * 1000);
+  }
+
+  // the server refused a frame for a rate limit: a message stays pending and goes again later
+  function onRefused(f) {
+    var wait = Math.max(1, Number(f.retry_after) || 1);
+    if (!ready) holdUntil = Date.now() + wait * 1000; // a refused socket: reconnect after that
+    var again = outbox.filter(function (item) { return f.client_id && item.client_id === f.client_id; });
+    again.forEach(function (item) {
+      setTimeout(function () { if (outbox.indexOf(item) >= 0) send(item.frame); }, wait * 1000);
+    });
+    if (f.payload) { // a refused button press: it was not taken, so it is not shown
+      var pressed = local.filter(function (n) { return n.getAttribute("data-postback") === f.payload; }).pop();
+      if (pressed) { pressed.remove(); local = local.filter(function (n) { return n !== pressed; }); }
+    }
+    showError((again.length ? T.slow : T.wait).replace("{n}", String(wait)), wait);
   }
 
   function upload(file) {
@@ -307,7 +332,8 @@
     if (TYPES.indexOf(file.type) < 0) return showError(T.type);
     if (file.size > MAX) return showError(T.big);
     if (!visitor) return showError(T.connecting);
-    var url = upBase + "?visitor=" + encodeURIComponent(visitor) + "&name=" + encodeURIComponent(file.name);
+    var url = upBase + "?visitor=" + encodeURIComponent(visitor) + "&token=" + encodeURIComponent(token || "") +
+      "&name=" + encodeURIComponent(file.name);
     attachBtn.disabled = true;
     fetch(url, { method: "POST", headers: { "content-type": file.type }, body: file })
       .then(function (r) {
@@ -344,7 +370,8 @@
       var v = script && script.getAttribute("data-" + k);
       return v ? "&" + k.replace("-", "_") + "=" + encodeURIComponent(v) : "";
     }).join("");
-    var url = wsBase + "?visitor=" + encodeURIComponent(visitor || "") + who;
+    var url = wsBase + "?visitor=" + encodeURIComponent(visitor || "") +
+      (token ? "&token=" + encodeURIComponent(token) : "") + who;
     var sock;
     try { sock = new WebSocket(url); } catch (e) { return retry(); }
     ws = sock;
@@ -354,7 +381,9 @@
       try { f = JSON.parse(ev.data); } catch (e) { return; }
       if (!f || typeof f !== "object") return;
       if (f.type === "hello") {
+        // a new visitor when the one asked for could not be proven (no or another token)
         if (f.visitor && f.visitor !== visitor) { visitor = f.visitor; store("visitor", visitor); }
+        if (f.token && f.token !== token) { token = f.token; store("token", token); }
         ready = true;
         attempt = 0;
         everConnected = true;
@@ -370,8 +399,9 @@
         typing.hidden = !f.on;
         clearTimeout(typingTimer);
         if (f.on) { typingTimer = setTimeout(function () { typing.hidden = true; }, 15000); scrollDown(); }
-      } else if (f.type === "error" && window.console) {
-        console.warn("kefu widget:", f.error);
+      } else if (f.type === "error") {
+        if (f.retry_after) onRefused(f);
+        if (window.console) console.warn("kefu widget:", f.error);
       }
     };
     sock.onclose = function () {
@@ -389,6 +419,7 @@
     var delay = Math.min(10000, 500 * Math.pow(2, attempt));
     attempt += 1;
     delay = delay / 2 + Math.random() * delay / 2; // jitter: 50..100 % of the step
+    delay = Math.max(delay, holdUntil - Date.now());
     timer = setTimeout(connect, delay);
   }
 

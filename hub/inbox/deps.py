@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from hub.auth import AuthError, read_token
 from hub.store import Agent, ApiTokens, Conversation, Visibility
+from hub.store.sessions import LoginTokens
 from hub.store.tokens import PREFIX as API_TOKEN_PREFIX
 
 if TYPE_CHECKING:
@@ -27,7 +28,9 @@ HubDep = Annotated["Hub", Depends(get_hub)]
 
 
 async def agent_from_token(hub: Hub, token: str) -> Agent:
-    """The active agent a bearer token belongs to; raises AuthError otherwise.
+    """The active agent a bearer token belongs to; raises AuthError otherwise: a login token
+    expired, logged out, or issued before the agent's password changed or they were deactivated
+    (hub.store.sessions: one query, with the agent's row), or an API token revoked.
 
     An API token (`kefu_...`) acts as an unsaved Agent: id None, its role, no teams (it sees
     every conversation its role may), email `token:<id>` (what `actor` records)."""
@@ -44,9 +47,13 @@ async def agent_from_token(hub: Hub, token: str) -> Agent:
             teams=[],
         )
     claims = read_token(token, hub.settings.jwt_secret())
-    agent = await hub.store.get_agent(int(claims["sub"]))
+    agent, revoked = await LoginTokens(hub.db).agent(int(claims["sub"]), claims["jti"])
     if agent is None or not agent.active:
         raise AuthError("no such agent")
+    if revoked:
+        raise AuthError("token revoked: logged out")
+    if claims["ver"] != agent.token_version:
+        raise AuthError("token revoked: the password was changed or the agent deactivated")
     return agent
 
 
@@ -70,6 +77,8 @@ async def current_agent(
 
 
 CurrentAgent = Annotated[Agent, Depends(current_agent)]
+# the bearer credentials themselves (the route also takes CurrentAgent, which checked them)
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
 def require_role(*roles: str) -> Callable[[Agent], Awaitable[Agent]]:

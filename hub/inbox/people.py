@@ -13,7 +13,7 @@ from pydantic import Field, field_validator
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
-from hub.auth import hash_password, verify_password
+from hub.auth import hash_password, issue_token, verify_password
 from hub.inbox.deps import AdminAgent, CurrentAgent, HubDep, actor
 from hub.inbox.schemas import Body, RowId, agent_view, patch_fields
 from hub.messages import Status
@@ -115,7 +115,7 @@ async def update_agent(
     agent_id: RowId, body: AgentPatchBody, hub: HubDep, admin: AdminAgent
 ) -> dict[str, Any]:
     """Change any of name, role, teams, capacity, active, password. 409 when no active admin
-    would be left."""
+    would be left. A new password or deactivation revokes the agent's login tokens."""
     fields = patch_fields(body, nullable={"password"})
     password = fields.pop("password", None)
     if password is not None:
@@ -140,7 +140,8 @@ async def update_agent(
 @router.patch("/me")
 async def update_me(body: MeBody, hub: HubDep, agent: CurrentAgent) -> dict[str, Any]:
     """The caller's own name, inbox language (zh, en or null), presence and password (with
-    `current_password`)."""
+    `current_password`). A new password revokes every earlier token of the agent, the one of
+    this request too: the answer then has a new `access_token`."""
     if agent.id is None:
         raise HTTPException(403, "an API token has no settings of its own")
     fields = patch_fields(body, nullable={"language", "password", "current_password"})
@@ -161,7 +162,13 @@ async def update_me(body: MeBody, hub: HubDep, agent: CurrentAgent) -> dict[str,
     await hub.store.audit(actor(agent), "me.updated", agent_id=agent.id, changed=changed)
     if updated.presence != agent.presence:  # auto-assignment: room, or conversations to hand on
         await hub.routing.presence_changed(agent.id, updated.presence)
-    return full_view(updated)
+    view = full_view(updated)
+    if password is not None:  # every earlier token of theirs, this one too, is revoked
+        secret = hub.settings.jwt_secret()
+        view["access_token"] = issue_token(
+            agent.id, updated.role, secret, version=updated.token_version
+        )
+    return view
 
 
 # ---- teams ------------------------------------------------------------------------------

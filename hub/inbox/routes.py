@@ -6,14 +6,24 @@ An agent with teams sees only some conversations (hub.inbox.deps.visibility): th
 from __future__ import annotations
 
 import logging
+import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 
-from hub.auth import DUMMY_HASH, hash_password, issue_token, needs_rehash, verify_password
+from hub.auth import (
+    DUMMY_HASH,
+    expires_at,
+    hash_password,
+    issue_token,
+    needs_rehash,
+    read_token,
+    verify_password,
+)
 from hub.conversations import message_view
 from hub.inbox.contacts import person_view
 from hub.inbox.deps import (
+    Credentials,
     CurrentAgent,
     HubDep,
     InboxAgent,
@@ -34,16 +44,23 @@ from hub.inbox.schemas import (
     conversation_view,
 )
 from hub.messages import Reply, Sender, Status, utcnow
-from hub.store import ConversationFilter, ConversationRow
+from hub.store import ApiTokens, ConversationFilter, ConversationRow
+from hub.store.sessions import LoginTokens
+from hub.store.tokens import PREFIX as API_TOKEN_PREFIX
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["inbox"])
+# a line break in a login's email would forge a line of the log it is written to
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 @router.post("/auth/login")
 async def login(body: LoginBody, hub: HubDep, request: Request) -> Token:
     """A JWT for the agent. Too many failures for an email (or attempts from an IP): 429 with
-    Retry-After, whatever the password (hub.lockout)."""
+    Retry-After, whatever the password (hub.lockout). The IP is the connecting address, or
+    what a proxy of `trusted_proxies` forwarded (hub.proxies)."""
+    if _CONTROL.search(body.email):
+        raise HTTPException(422, "email: control characters (such as line breaks) are not allowed")
     email = body.email.strip().lower()
     ip = request.client.host if request.client else "unknown"
     wait = await hub.logins.attempt(email, ip)
@@ -67,7 +84,28 @@ async def login(body: LoginBody, hub: HubDep, request: Request) -> Token:
     assert agent.id is not None
     if needs_rehash(agent.password_hash):
         await hub.store.set_password_hash(agent.id, hash_password(body.password))
-    return Token(access_token=issue_token(agent.id, agent.role, hub.settings.jwt_secret()))
+    secret = hub.settings.jwt_secret()
+    return Token(
+        access_token=issue_token(agent.id, agent.role, secret, version=agent.token_version)
+    )
+
+
+@router.post("/auth/logout", status_code=204)
+async def logout(hub: HubDep, agent: CurrentAgent, credentials: Credentials) -> Response:
+    """Revoke the token this request brings, at once and on every hub process; the agent's
+    other tokens (other tabs and devices) keep working. An API token is revoked as by
+    `DELETE /api/v1/tokens/{id}`."""
+    assert credentials is not None  # CurrentAgent checked them
+    token = credentials.credentials
+    if token.startswith(API_TOKEN_PREFIX):
+        token_id = int(agent.email.removeprefix("token:"))
+        await ApiTokens(hub.db).revoke(token_id)
+        await hub.store.audit(actor(agent), "token.revoked", token_id=token_id, by="logout")
+    else:
+        claims = read_token(token, hub.settings.jwt_secret())
+        await LoginTokens(hub.db).revoke(claims["jti"], expires_at(claims))
+        await hub.store.audit(actor(agent), "auth.logout", agent_id=agent.id)
+    return Response(status_code=204)
 
 
 @router.get("/me")
@@ -149,8 +187,8 @@ async def conversation_counts(
 
 @router.get("/labels")
 async def labels(hub: HubDep, agent: CurrentAgent) -> dict[str, list[str]]:
-    """Every label some conversation has, sorted."""
-    return {"items": await hub.store.labels_in_use()}
+    """Every label some conversation the agent may see has, sorted."""
+    return {"items": await hub.store.labels_in_use(visibility(agent))}
 
 
 async def _view(hub: HubDep, conversation_id: int) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from hub.files import create_private
 from hub.ports import Unavailable
 
 T = TypeVar("T")
@@ -29,7 +30,8 @@ def is_sqlite(url: str) -> bool:
 
 
 def create_engine(url: str) -> AsyncEngine:
-    """An async engine; for SQLite the folder is created and WAL + foreign keys switched on."""
+    """An async engine; for SQLite the file is created owner-only (0600, in a 0700 folder when
+    that is new: its -wal and -shm files take its mode) and WAL + foreign keys switched on."""
     if not is_sqlite(url):
         # pool_pre_ping: a connection that died in an outage is replaced, not handed out
         asyncpg = make_url(url).get_driver_name() == "asyncpg"
@@ -41,8 +43,8 @@ def create_engine(url: str) -> AsyncEngine:
             connect_args={"timeout": CONNECT_TIMEOUT} if asyncpg else {},
         )
     database = make_url(url).database
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    if database and database != ":memory:" and not database.startswith("file:"):
+        create_private(Path(database))  # an empty file is an empty database
     engine = create_async_engine(url, connect_args={"timeout": 30})
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine

@@ -44,7 +44,20 @@ class Agent(SQLModel, table=True):
     presence: str = Field(default="offline", max_length=16)  # online | away | offline
     language: str | None = Field(default=None, max_length=16)  # the inbox's language (zh, en)
     active: bool = True
+    # in each login token (claim `ver`); a password change or reset, or deactivation, bumps it:
+    # every token issued before stops working (hub.auth)
+    token_version: int = 0
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class RevokedToken(SQLModel, table=True):
+    """A login token revoked before it expired (`POST /api/v1/auth/logout`), by its `jti`;
+    the row goes once the token would have expired anyway (hub.store.sessions)."""
+
+    __tablename__ = "revoked_token"
+
+    jti: str = Field(max_length=64, primary_key=True)
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
 
 
 class Conversation(SQLModel, table=True):

@@ -560,9 +560,12 @@ class Store:
             counts = {str(status): int(n) for status, n in (await s.exec(by_status)).all()}
             return counts, int((await s.exec(mine)).one())
 
-    async def labels_in_use(self) -> list[str]:
+    async def labels_in_use(self, visible_to: Visibility | None = None) -> list[str]:
+        """The labels of the conversations `visible_to` allows (None: of every one)."""
         labels = self._labels()
         query = select(labels.c.value).distinct().select_from(Conversation).join(labels, true())
+        if visible_to is not None:
+            query = query.where(visible_to.clause())
         async with self.db.read() as s:  # sorted here: the same order whatever the collation
             return sorted(str(v) for v in (await s.exec(query)).all())
 
@@ -747,13 +750,16 @@ class Store:
 
     async def update_agent(self, agent_id: int, **fields: Any) -> Agent | None:
         """Change an agent (None: no such agent). Raises LastAdminError, changing nothing,
-        when a change of role or `active` would leave no active admin."""
+        when a change of role or `active` would leave no active admin. A new password hash or
+        deactivation bumps `token_version`: the agent's earlier login tokens stop working."""
         async with self.db.transaction() as s:
             agent = await s.get(Agent, agent_id)
             if agent is None:
                 return None
             for name, value in fields.items():
                 setattr(agent, name, value)
+            if "password_hash" in fields or fields.get("active") is False:
+                agent.token_version += 1
             s.add(agent)
             await s.flush()
             if "role" in fields or "active" in fields:

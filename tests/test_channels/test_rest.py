@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from hub.ratelimit import MemoryRateLimiter
 from tests.test_channels.conftest import MakeHub
 from tests.test_channels.support import (
     NOTICE_EN,
@@ -100,6 +101,24 @@ MALFORMED = {
         "metadata",
     ),
     "a list, not an object": (b"[]", "object"),
+    # what broke the widget's socket, tried here too: never a 500
+    "nested 20000 deep": (
+        b'{"sender": "u1", "message": "hi", "metadata": {"x": '
+        + b"[" * 20_000
+        + b"]" * 20_000
+        + b"}}",
+        "recursion",
+    ),
+    "a 5000-digit number": (
+        b'{"sender": "u1", "message": "hi", "metadata": {"message_id": ' + b"7" * 5000 + b"}}",
+        "number",
+    ),
+    # JSON can't carry them back out, and PostgreSQL refuses them
+    "a number too large for a float": (
+        b'{"sender": "u1", "message": "hi", "metadata": {"x": 1e999}}',
+        "finite",
+    ),
+    "NaN": (b'{"sender": "u1", "message": "hi", "metadata": {"x": [NaN]}}', "finite"),
 }
 
 
@@ -213,3 +232,29 @@ def test_a_rest_channel_with_another_name_listens_at_its_own_path(make_hub: Make
     # only the configured instance is served
     r = client.post(WEBHOOK, json={"sender": "p1", "message": "hello"})
     assert r.status_code == 404
+
+
+def test_a_sender_over_the_limit_gets_429_with_retry_after_and_nothing_is_stored(
+    client: TestClient, auth: dict
+) -> None:
+    """The defaults (config.yaml `limits.rest_messages`): 20 messages in 10 s per sender."""
+    hub = client.app.state.hub  # type: ignore[attr-defined]
+    hub.limits.limiter = MemoryRateLimiter(clock=lambda: 1000.0)  # however long the 20 turns take
+    for i in range(20):
+        say(client, "burst", f"hello {i}")
+    r = client.post(WEBHOOK, json={"sender": "burst", "message": "one too many"})
+
+    assert r.status_code == 429, r.text
+    assert r.headers["retry-after"] == "10"
+    assert "too many messages" in r.json()["detail"]
+    stored = messages(client, auth, conversation_of(client, auth, "rest", "burst")["id"])
+    said = [m["text"] for m in stored if m["sender"] == "contact"]
+    assert len(said) == 20 and "one too many" not in said
+    # the limit is per sender, not per address: others behind the same one still get answers
+    assert say(client, "another", "hello")
+
+
+def test_the_senders_limit_can_be_turned_off(make_hub: MakeHub) -> None:
+    client, _ = make_hub(limits={"rest_messages": None})
+    for i in range(21):
+        say(client, "burst", f"/thanks {i}")

@@ -8,10 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from flows import FlowEngine
+from nlu import IntentClassifier
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def kefu(*args: str, tmp: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def kefu(
+    *args: str, tmp: Path, input: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
     environment = {
         **os.environ,
         "KEFU_DATA_DIR": str(tmp / "data"),
@@ -25,6 +30,7 @@ def kefu(*args: str, tmp: Path, **env: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=120,
+        input=input,
     )
 
 
@@ -144,3 +150,88 @@ def test_train_with_static_vectors(tmp_path: Path) -> None:
     missing = kefu("train", tmp=tmp_path, KEFU_CONFIG=str(config))
     assert missing.returncode == 2
     assert "bot.nlu_vectors" in missing.stderr and "make vectors" in missing.stderr
+
+
+def test_agent_passwd_list_and_deactivate(
+    tmp_path: Path, classifier: IntentClassifier, flows: FlowEngine
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from hub.app import create_app
+    from tests.conftest import make_settings
+
+    def create(email: str, role: str, *teams: str) -> None:
+        args = ["agent", "create", "--email", email, "--password", "first-pass", "--role", role]
+        for team in teams:
+            args += ["--team", team]
+        out = kefu(*args, tmp=tmp_path)
+        assert out.returncode == 0, out.stderr
+
+    create("mei@example.com", "admin")
+    create("bo@example.com", "agent", "care", "vip")
+    settings = make_settings(f"sqlite+aiosqlite:///{tmp_path / 'kefu.db'}", tmp_path / "data")
+    with TestClient(create_app(settings, classifier=classifier, flows=flows)) as client:
+
+        def login(email: str, password: str) -> dict[str, str] | None:
+            body = {"email": email, "password": password}
+            r = client.post("/api/v1/auth/login", json=body)
+            return {"authorization": f"Bearer {r.json()['access_token']}"} if r.is_success else None
+
+        def works(auth: dict[str, str] | None) -> bool:
+            return auth is not None and client.get("/api/v1/me", headers=auth).is_success
+
+        before = login("bo@example.com", "first-pass")
+        assert works(before)
+        out = kefu(
+            "agent",
+            "passwd",
+            "--email",
+            "BO@example.com",
+            "--password",
+            "second-pass",
+            tmp=tmp_path,
+        )
+        assert out.returncode == 0, out.stderr
+        assert "password of bo@example.com changed" in out.stdout
+        assert not works(before)  # the earlier login is signed out
+        assert login("bo@example.com", "first-pass") is None
+        assert works(login("bo@example.com", "second-pass"))
+
+        # without --password (and no terminal): one line of stdin
+        out = kefu(
+            "agent", "passwd", "--email", "bo@example.com", tmp=tmp_path, input="third-pass\n"
+        )
+        assert out.returncode == 0, out.stderr
+        after = login("bo@example.com", "third-pass")
+        assert works(after)
+        short = kefu("agent", "passwd", "--email", "bo@example.com", tmp=tmp_path, input="abc\n")
+        assert short.returncode == 2 and "at least 8 characters" in short.stderr
+        nobody = kefu(
+            "agent", "passwd", "--email", "x@y.z", "--password", "long-enough", tmp=tmp_path
+        )
+        assert nobody.returncode == 1 and "no agent with email x@y.z" in nobody.stderr
+
+        listed = kefu("agent", "list", tmp=tmp_path)
+        assert listed.returncode == 0, listed.stderr
+        header, *rows = listed.stdout.splitlines()
+        assert header.split() == ["ID", "EMAIL", "NAME", "ROLE", "TEAMS", "ACTIVE"]
+        assert [row.split() for row in rows] == [
+            ["1", "mei@example.com", "mei", "admin", "-", "yes"],
+            ["2", "bo@example.com", "bo", "agent", "care,vip", "yes"],
+        ]
+
+        out = kefu("agent", "deactivate", "--email", "bo@example.com", tmp=tmp_path)
+        assert out.returncode == 0 and "deactivated" in out.stdout, out.stderr
+        assert not works(after)  # at once
+        assert login("bo@example.com", "third-pass") is None
+        assert kefu("agent", "list", tmp=tmp_path).stdout.splitlines()[2].split()[-1] == "no"
+        last_admin = kefu("agent", "deactivate", "--email", "mei@example.com", tmp=tmp_path)
+        assert last_admin.returncode == 1 and "no active admin" in last_admin.stderr
+        assert works(login("mei@example.com", "first-pass"))
+
+
+def test_a_short_secret_key_stops_every_command(tmp_path: Path) -> None:
+    out = kefu("migrate", tmp=tmp_path, KEFU_SECRET_KEY="too-short")
+    assert out.returncode == 2
+    assert "KEFU_SECRET_KEY has 9 characters; it needs at least 32" in out.stderr
+    assert "too-short" not in out.stderr  # the key itself is not printed

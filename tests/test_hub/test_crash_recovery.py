@@ -98,7 +98,7 @@ def hub_process(tmp_path: Path, trained_models: Path, config: dict[str, Any]) ->
         "KEFU_DATA_DIR": str(data),
         "DATABASE_URL": f"sqlite+aiosqlite:///{data / 'kefu.db'}",
         "KEFU_CONFIG": str(tmp_path / "config.yaml"),
-        "KEFU_SECRET_KEY": "crash-test-key",
+        "KEFU_SECRET_KEY": "crash-test-key-" + "k" * 32,
     }
     env.pop("REDIS_URL", None)
     return HubProcess(env, tmp_path / "hub.log")

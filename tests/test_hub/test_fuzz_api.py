@@ -17,6 +17,7 @@ from schemathesis.checks import not_a_server_error
 
 from flows import FlowEngine
 from hub.app import create_app
+from hub.auth import issue_token
 from nlu import IntentClassifier
 from tests.conftest import client_for, create_agent, login, make_settings, migrated_sqlite
 from tests.fuzzing import fuzz
@@ -57,13 +58,16 @@ def fuzz_hub(
         yield client, auth, admin
 
 
-def keep_admin(client: TestClient, admin: int) -> None:
-    """The fuzzer may demote or deactivate our admin (PATCH /agents/{id}): undo it, so every
-    example runs with the same rights."""
+def keep_admin(client: TestClient, admin: int, auth: dict[str, str]) -> None:
+    """The fuzzer may demote or deactivate our admin (PATCH /agents/{id}) or revoke its token
+    (a new password, POST /auth/logout): undo it, with a new token, so every example runs
+    with the same rights."""
     hub = client.app.state.hub  # type: ignore[attr-defined]
 
     async def restore() -> None:
-        await hub.store.update_agent(admin, role="admin", active=True)
+        agent = await hub.store.update_agent(admin, role="admin", active=True)
+        token = issue_token(admin, "admin", hub.settings.jwt_secret(), version=agent.token_version)
+        auth["authorization"] = f"Bearer {token}"
 
     client.portal.call(restore)  # type: ignore[union-attr]
 
@@ -82,7 +86,7 @@ def send(client: TestClient, case: schemathesis.Case, auth: dict[str, str]) -> A
 
 def check(case: schemathesis.Case, fuzz_hub: tuple[TestClient, dict[str, str], int]) -> None:
     client, auth, admin = fuzz_hub
-    keep_admin(client, admin)
+    keep_admin(client, admin, auth)
     response = send(client, case, auth)
     # Only this check: the responses' schema is not followed for errors the handlers raise
     # themselves ({"detail": "text"} where FastAPI documents 422 as a list of errors).

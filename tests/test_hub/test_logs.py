@@ -79,6 +79,54 @@ def test_text_format_is_the_default() -> None:
     assert stream.getvalue().rstrip().endswith("WARNING kefu.test.text: plain")
 
 
+def test_a_line_break_in_a_message_does_not_start_a_line() -> None:
+    """What a client sends (a path, an email) can't forge a line of the text log."""
+    stream = io.StringIO()
+    logger = logging.getLogger("kefu.test.forging")
+    logger.addHandler(handler(stream=stream))
+    logger.propagate = False
+    forged = "x\n2026-01-01 00:00:00,000 INFO hub.inbox.routes: login ok for admin\r\x1b[2K"
+    try:
+        logger.warning("login failed for %s", forged)
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            logger.exception("with a traceback\u2028still one line")
+    finally:
+        logger.propagate = True
+    out = stream.getvalue().splitlines()
+    assert out[0].endswith(
+        "login failed for x\\n2026-01-01 00:00:00,000 INFO hub.inbox.routes:"
+        " login ok for admin\\r\\x1b[2K"
+    )
+    assert not any(line.startswith("2026-01-01") for line in out)
+    assert out[1].endswith("ERROR kefu.test.forging: with a traceback\\u2028still one line")
+    assert out[2] == "Traceback (most recent call last):"  # the traceback keeps its lines
+
+
+def test_a_login_email_with_a_line_break_is_refused_and_forges_no_line(
+    settings: Settings, classifier: IntentClassifier
+) -> None:
+    stream = io.StringIO()
+    out = handler(stream=stream)
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(out)
+    root.setLevel(logging.INFO)
+    forged = "x@example.com\n2026-01-01 00:00:00,000 WARNING hub: admin logged in"
+    try:
+        with TestClient(create_app(settings, classifier=classifier)) as client:
+            body = {"email": forged, "password": "wrong"}
+            r = client.post("/api/v1/auth/login", json=body)
+            assert r.status_code == 422 and "control characters" in r.text
+            body = {"email": "x\u2028@example.com", "password": "wrong"}
+            assert client.post("/api/v1/auth/login", json=body).status_code == 422
+    finally:
+        root.removeHandler(out)
+        root.setLevel(level)
+    assert not any(line.startswith("2026-01-01") for line in stream.getvalue().splitlines())
+
+
 def test_secrets_are_masked_in_json_lines(json_logs: io.StringIO) -> None:
     logging.getLogger("kefu.test").info("reach me at 13812345678", extra={"phone": "13812345678"})
     line = lines(json_logs)[-1]
@@ -164,6 +212,10 @@ def test_kefu_run_writes_json_lines_access_log_included(tmp_path: Path) -> None:
                 assert server.poll() is None and time.monotonic() < deadline, "did not start"
                 time.sleep(0.2)
         assert r.headers["x-request-id"] == "probe-1"
+        # a client's own X-Forwarded-For is not believed (no trusted_proxies), even from
+        # 127.0.0.1, which uvicorn alone would trust
+        forged = {"X-Request-ID": "forged-1", "X-Forwarded-For": "203.0.113.7"}
+        httpx.get(f"http://127.0.0.1:{port}/healthz", headers=forged)
         server.send_signal(signal.SIGTERM)
         _, stderr = server.communicate(timeout=60)
     finally:
@@ -174,5 +226,7 @@ def test_kefu_run_writes_json_lines_access_log_included(tmp_path: Path) -> None:
     logged = [json.loads(line) for line in stderr.splitlines() if line.strip()]
     access = [line for line in logged if line["logger"] == "uvicorn.access"]
     assert any(a["request_id"] == "probe-1" and "/healthz" in a["message"] for a in access)
+    [forged_line] = [a["message"] for a in access if a["request_id"] == "forged-1"]
+    assert forged_line.startswith("127.0.0.1:") and "203.0.113.7" not in forged_line
     messages = [line["message"] for line in logged]
     assert "Application shutdown complete." in messages

@@ -44,6 +44,7 @@ INBOX_WRITE = {"designer": DENIED}  # designers read conversations, agents chang
 
 ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/auth/login"): Rule(body={"email": EMAILS["admin"], "password": "s3cret-pass"}),
+    ("POST", "/auth/logout"): Rule(),  # revokes the credential used (a new one is made after)
     ("GET", "/me"): Rule(),
     ("PATCH", "/me"): Rule(body={"presence": "online"}),
     ("GET", "/conversations"): Rule(query={"status": "pending"}),
@@ -220,14 +221,15 @@ def test_each_role_on_each_route(
     client, ids = roles_api
     admin = login(client)
     things = Things(client, admin)
-    for role in ROLES:
+
+    def credentials(role: str) -> tuple[dict[str, str], str]:
         if credential == "jwt":
-            auth = login(client, EMAILS[role])
-            who = f"agent:{ids[role]}"
-        else:
-            r = client.post(f"{V1}/tokens", json={"name": role, "role": role}, headers=admin)
-            auth = {"authorization": f"Bearer {r.json()['token']}"}
-            who = f"token:{r.json()['id']}"
+            return login(client, EMAILS[role]), f"agent:{ids[role]}"
+        r = client.post(f"{V1}/tokens", json={"name": role, "role": role}, headers=admin)
+        return {"authorization": f"Bearer {r.json()['token']}"}, f"token:{r.json()['id']}"
+
+    for role in ROLES:
+        auth, who = credentials(role)
         for (method, path), rule in sorted(ROUTES.items()):
             expected = getattr(rule, role)
             if credential != "jwt":
@@ -248,6 +250,9 @@ def test_each_role_on_each_route(
                     f"{V1}/audit", params={"actor": who, "limit": 5}, headers=admin
                 ).json()["items"]
                 assert rows and rows[0]["id"] > before, (role, method, path, "not audited")
+            if path == "/auth/logout":  # that credential is revoked: the next routes need one
+                assert client.get(f"{V1}/me", headers=auth).status_code == 401
+                auth, who = credentials(role)
 
 
 # ---- which conversations an agent with teams sees ---------------------------------------
@@ -337,6 +342,33 @@ def test_another_teams_conversation_is_404_for_reads_and_writes(
     # moved to their team, it is theirs to see
     client.post(f"{V1}/conversations/{hidden}/assign", json={"team": "care"}, headers=login(client))
     assert client.get(f"{V1}/conversations/{hidden}", headers=wang).status_code == 200
+
+
+def test_labels_are_those_of_conversations_the_agent_sees(
+    teams_api: tuple[TestClient, dict[str, Any]],
+) -> None:
+    client, ids = teams_api
+    admin = login(client)
+    for name in ("care", "sales", "none", "his"):
+        r = client.put(
+            f"{V1}/conversations/{ids[name]}/labels",
+            json={"labels": [f"{name}-label", "shared"]},
+            headers=admin,
+        )
+        assert r.status_code == 200, r.text
+
+    def labels(email: str) -> list[str]:
+        r = client.get(f"{V1}/labels", headers=login(client, email))
+        assert r.status_code == 200, r.text
+        return list(r.json()["items"])
+
+    # sales' own label is not shown to an agent of care (it names another team's work)
+    expected = ["care-label", "his-label", "none-label", "shared"]
+    assert labels("wang@example.com") == expected
+    assert labels("zhu@example.com") == ["care-label", "none-label", "shared"]
+    everything = ["care-label", "his-label", "none-label", "sales-label", "shared"]
+    for everyone in ("lin@example.com", "free@example.com", "zhao@example.com"):
+        assert labels(everyone) == everything, everyone
 
 
 def test_events_socket_sends_an_agent_only_what_they_may_see(

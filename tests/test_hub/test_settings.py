@@ -104,3 +104,65 @@ def test_secret_key_generated_once_and_kept(
     assert len(first) >= 32
     assert load_settings().jwt_secret() == first
     assert (tmp_path / "d" / "secret_key").stat().st_mode & 0o077 == 0
+
+
+def test_a_short_secret_key_is_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEFU_SECRET_KEY", "x")
+    with pytest.raises(SettingsError) as e:
+        load_settings()
+    message = str(e.value)
+    assert "KEFU_SECRET_KEY has 1 characters; it needs at least 32" in message
+    assert "secrets.token_urlsafe(48)" in message  # how to make one
+    monkeypatch.setenv("KEFU_SECRET_KEY", "k" * 31)
+    with pytest.raises(SettingsError, match="KEFU_SECRET_KEY has 31 characters"):
+        load_settings()
+    monkeypatch.setenv("KEFU_SECRET_KEY", "k" * 32)
+    assert load_settings().jwt_secret() == "k" * 32
+
+
+def test_generated_key_and_database_are_owner_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever the umask: the data folder 0700, the key and the database files 0600."""
+    import asyncio
+    import os
+
+    from hub.store import Database, migrate
+
+    monkeypatch.delenv("KEFU_SECRET_KEY", raising=False)
+    data = tmp_path / "data"
+    monkeypatch.setenv("KEFU_DATA_DIR", str(data))
+    old_umask = os.umask(0o002)  # a permissive one: group and others may read new files
+    try:
+        load_settings().jwt_secret()
+
+        async def open_database() -> dict[str, int]:
+            db = Database(f"sqlite+aiosqlite:///{data / 'kefu.db'}")
+            try:
+                await migrate(db)
+                async with db.transaction():  # the -wal and -shm files exist while open
+                    return {f.name: f.stat().st_mode & 0o777 for f in data.glob("kefu.db*")}
+            finally:
+                await db.close()
+
+        modes = asyncio.run(open_database())
+    finally:
+        os.umask(old_umask)
+    assert data.stat().st_mode & 0o777 == 0o700
+    assert (data / "secret_key").stat().st_mode & 0o777 == 0o600
+    assert modes == {"kefu.db": 0o600, "kefu.db-shm": 0o600, "kefu.db-wal": 0o600}
+
+
+def test_trusted_proxies_from_the_file_or_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KEFU_TRUSTED_PROXIES", raising=False)
+    assert load_settings(write(tmp_path, "bot: {}\n")).trusted_proxies == []  # none by default
+    config = write(tmp_path, "trusted_proxies: [10.0.0.5, 172.28.0.0/24, '::1']\n")
+    assert load_settings(config).trusted_proxies == ["10.0.0.5", "172.28.0.0/24", "::1"]
+    monkeypatch.setenv("KEFU_TRUSTED_PROXIES", "172.28.0.10, 10.1.0.0/16")
+    assert load_settings(config).trusted_proxies == ["172.28.0.10", "10.1.0.0/16"]
+    for bad, why in (("*", "every client"), ("proxy.local", "not an IP address or CIDR")):
+        monkeypatch.setenv("KEFU_TRUSTED_PROXIES", bad)
+        with pytest.raises(SettingsError, match=why):
+            load_settings(config)

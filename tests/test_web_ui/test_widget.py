@@ -9,11 +9,16 @@ without them (fails under CI).
 from __future__ import annotations
 
 import re
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
+import pytest
 
+from hub.settings import LimitSettings, Rate, Settings
 from tests.test_web_ui.conftest import EMAIL, PASSWORD, open_page
 
 if TYPE_CHECKING:
@@ -22,6 +27,11 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "docs" / "widget.png"
 DIGITS = re.compile(r"^\d+$")
+PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00"
+    b"\x00\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\x00\x05\x00\x01\xff"
+    b"\x89\x99=\x1d\x00\x00\x00\x00IEND\xaeB`\x82"
+)
 
 
 def messages(page: Page) -> list[tuple[str, str, str | None]]:
@@ -196,11 +206,7 @@ def test_widget_sends_an_image_the_agent_sees(page: Page, server: str, tmp_path:
     from playwright.sync_api import expect
 
     png = tmp_path / "cat.png"
-    png.write_bytes(
-        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00"
-        b"\x00\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\x00\x05\x00\x01\xff"
-        b"\x89\x99=\x1d\x00\x00\x00\x00IEND\xaeB`\x82"
-    )
+    png.write_bytes(PNG)
     page.goto(f"{server}/")
     page.get_by_test_id("kefu-launcher").click()
     wait_connected(page)
@@ -231,3 +237,95 @@ def test_widget_sends_an_image_the_agent_sees(page: Page, server: str, tmp_path:
         stored = api.get(f"/api/v1/conversations/{conversation['id']}/messages", headers=auth)
         (attachment,) = [a for m in stored.json()["items"] for a in m["attachments"]]
     assert attachment["kind"] == "image" and attachment["url"].endswith("cat.png")
+
+
+@pytest.fixture
+def shop(server: str) -> Iterator[str]:
+    """Another site's page with the widget on it: another origin (localhost, another port),
+    on loopback too, as Chromium lets no public page reach a private address."""
+    html = f'<!doctype html><h1>Another shop</h1><script src="{server}/widget.js"></script>'
+
+    class ShopPage(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = html.encode()
+            self.send_response(200)
+            self.send_header("content-type", "text/html; charset=utf-8")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    site = ThreadingHTTPServer(("127.0.0.1", 0), ShopPage)
+    thread = threading.Thread(target=site.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://localhost:{site.server_address[1]}/"
+    finally:
+        site.shutdown()
+        site.server_close()
+        thread.join(5)
+
+
+def test_widget_on_another_sites_page_uploads_and_keeps_its_visitor(
+    page: Page, shop: str, tmp_path: Path
+) -> None:
+    """The widget on a page of another origin: the upload passes the browser's CORS check,
+    and a reload resumes the same conversation (the visitor id and its token are kept)."""
+    from playwright.sync_api import expect
+
+    png = tmp_path / "cat.png"
+    png.write_bytes(PNG)
+    page.goto(shop)
+    page.get_by_test_id("kefu-launcher").click()
+    wait_connected(page)
+    token = page.evaluate(
+        "() => localStorage.getItem(Object.keys(localStorage).find(k => k.endsWith(':token')))"
+    )
+    assert token and len(token) >= 32
+
+    page.get_by_test_id("kefu-file").set_input_files(str(png))
+    mine = page.locator("[data-testid=kefu-message][data-sender=contact]")
+    expect(mine).to_have_count(1)
+    expect(mine.first).to_have_attribute("data-id", DIGITS)
+    expect(mine.first.locator("img")).to_have_attribute("src", re.compile(r"/media/.+cat\.png$"))
+    expect(page.locator(".err")).to_be_hidden()
+
+    visitor = page.evaluate("() => window.kefuWidget.visitor")
+    page.reload()
+    wait_connected(page)
+    assert page.evaluate("() => window.kefuWidget.visitor") == visitor
+    expect(page.locator("[data-testid=kefu-message][data-sender=contact] img")).to_have_count(1)
+
+
+@pytest.fixture
+def tight_limits(settings: Settings) -> Settings:
+    """Two messages in 3 seconds per visitor (request it before `page` and `server`)."""
+    settings.limits = LimitSettings(widget_messages=Rate(count=2, seconds=3))
+    return settings
+
+
+def test_widget_sends_a_refused_message_again_after_the_wait(
+    tight_limits: Settings, page: Page, server: str
+) -> None:
+    """Over the visitor's message limit, the widget says so, keeps the message pending and
+    sends it again when told; it is stored and shown once."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{server}/")
+    page.get_by_test_id("kefu-launcher").click()
+    wait_connected(page)
+    for text in ("one", "two", "three"):
+        page.get_by_test_id("kefu-input").fill(text)
+        page.get_by_test_id("kefu-input").press("Enter")
+    expect(page.locator(".err")).to_contain_text("Too many messages")
+    pending = page.locator("[data-testid=kefu-message][data-sender=contact].pending")
+    expect(pending).to_have_count(1)
+    expect(pending).to_contain_text("three")
+
+    expect(pending).to_have_count(0, timeout=8000)  # sent again after the wait, and acked
+    expect(page.locator(".err")).to_be_hidden(timeout=8000)
+    shown = messages(page)
+    assert [t for s, t, _ in shown if s == "contact"] == ["one", "two", "three"]
+    assert_no_duplicates(shown)
