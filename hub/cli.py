@@ -13,12 +13,14 @@ from typing import Any
 
 from hub.automations_config import AutomationError
 from hub.cli_agents import add_commands as add_agent_commands
+from hub.files import private_dir
 from hub.settings import Settings, SettingsError, load_settings
 
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
     settings = load_settings(args.config)
+    private_dir(settings.data_dir)  # made owner-only before anything writes into it
     if getattr(args, "bot", None):
         overrides["bot"] = settings.bot.model_copy(update={"path": Path(args.bot)})
     return settings.model_copy(update=overrides) if overrides else settings

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from hub.files import private_dir
 from hub.settings import load_settings
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ def _with_store(args: argparse.Namespace, work: Callable[[Store], Awaitable[int]
     from hub.store import Database, Store, migrate
 
     settings = load_settings(args.config)
+    private_dir(settings.data_dir)  # as every kefu command: the data folder is owner-only
 
     async def run() -> int:
         db = Database(settings.database_url)

@@ -74,6 +74,8 @@ def test_agent_create_then_login_works_and_duplicates_are_refused(tmp_path: Path
     first = kefu(*args, tmp=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "created: mei@example.com (admin)" in first.stdout
+    # the data folder is the hub's own, even when the database lives elsewhere
+    assert (tmp_path / "data").stat().st_mode & 0o777 == 0o700
     again = kefu(*args, tmp=tmp_path)
     assert again.returncode == 1 and "already exists" in again.stderr
     bad_role = kefu(
