@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 # event for agents.
 RELAY = "channel.relay"
 RECONNECTED = "bus.reconnected"  # wakes a subscriber dropped when Redis came back
+# an agent's access changed (deactivated, password, role, teams, a logout; data: agent_id, or
+# none for every agent): open events sockets check their agent again at once
+AGENT_CHANGED = "bus.agent_changed"
 INTERNAL = frozenset({RELAY, RECONNECTED})  # never forwarded to agents' sockets
 
 

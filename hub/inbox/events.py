@@ -4,8 +4,10 @@ Every bus event is forwarded as `{"type", "conversation_id", "data"}`. A socket 
 up is closed (code 1013) and the client reconnects and reloads from the API. An agent with
 teams gets only the events of conversations they may see (hub.inbox.deps.can_see).
 
-The token and the agent are checked again while the socket is open: before an event is sent
-(read again at most every `RECHECK_EVERY` seconds) and every `IDLE_RECHECK` seconds. A token
+The token and the agent are checked again while the socket is open: at once when the hub
+changes the agent (`bus.agent_changed`: deactivation, a password, role or teams, a logout),
+before an event is sent (read again at most every `RECHECK_EVERY` seconds: changes made
+elsewhere, e.g. by `kefu agent` without Redis) and every `IDLE_RECHECK` seconds. A token
 that expired or was revoked (logout, a password change or reset, a revoked API token) or an
 agent deactivated closes the socket with 1008 (the inbox logs out); an agent whose role or teams
 changed what they may see gets the socket closed with 4000 (reconnect and reload the lists)."""
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from hub.auth import AuthError
-from hub.bus import INTERNAL, SubscriberLagged
+from hub.bus import AGENT_CHANGED, INTERNAL, SubscriberLagged
 from hub.inbox.deps import agent_from_token, can_see, visibility
 from hub.messages import Event
 from hub.ports import Unavailable
@@ -67,6 +69,12 @@ def _scope(agent: Agent) -> tuple[int | None, frozenset[str]] | None:
     return None if seen is None else (seen.agent_id, frozenset(seen.teams))
 
 
+async def agent_changed(hub: Hub, agent_id: int | None) -> None:
+    """Tell every open events socket (on every hub process) that this agent's access changed,
+    so theirs checks it at once instead of at its next periodic check."""
+    await hub.bus.publish(Event(type=AGENT_CHANGED, conversation_id=0, data={"agent_id": agent_id}))
+
+
 @router.websocket("/api/v1/events")
 async def events(websocket: WebSocket) -> None:
     hub = websocket.app.state.hub
@@ -88,6 +96,9 @@ async def events(websocket: WebSocket) -> None:
 
     async def forward() -> None:
         async for event in feed:
+            changed = event.data.get("agent_id") in (None, watched.agent.id)
+            if event.type == AGENT_CHANGED and changed:
+                await watched.current(0)  # this agent's access changed: check it now
             if event.type in INTERNAL or event.type.startswith("bus."):
                 continue
             agent = await watched.current(RECHECK_EVERY)

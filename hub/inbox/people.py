@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hub.auth import hash_password, issue_token, verify_password
 from hub.inbox.deps import AdminAgent, CurrentAgent, HubDep, actor
+from hub.inbox.events import agent_changed
 from hub.inbox.schemas import Body, RowId, agent_view, patch_fields
 from hub.messages import Status
 from hub.store import Agent, LastAdminError
@@ -126,6 +127,7 @@ async def update_agent(
         raise HTTPException(409, f"{e}: make another agent admin first") from e
     if agent is None:
         raise HTTPException(404, f"agent {agent_id} not found")
+    await agent_changed(hub, agent_id)  # open sockets check the agent's access now
     changed = sorted(k for k in body.model_fields_set if k != "password")
     await hub.store.audit(
         actor(admin),
@@ -164,6 +166,7 @@ async def update_me(body: MeBody, hub: HubDep, agent: CurrentAgent) -> dict[str,
         await hub.routing.presence_changed(agent.id, updated.presence)
     view = full_view(updated)
     if password is not None:  # every earlier token of theirs, this one too, is revoked
+        await agent_changed(hub, agent.id)
         secret = hub.settings.jwt_secret()
         view["access_token"] = issue_token(
             agent.id, updated.role, secret, version=updated.token_version

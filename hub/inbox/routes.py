@@ -31,6 +31,7 @@ from hub.inbox.deps import (
     visibility,
     visible_conversation,
 )
+from hub.inbox.events import agent_changed
 from hub.inbox.schemas import (
     MAX_ID,
     AssignBody,
@@ -105,6 +106,7 @@ async def logout(hub: HubDep, agent: CurrentAgent, credentials: Credentials) -> 
         claims = read_token(token, hub.settings.jwt_secret())
         await LoginTokens(hub.db).revoke(claims["jti"], expires_at(claims))
         await hub.store.audit(actor(agent), "auth.logout", agent_id=agent.id)
+        await agent_changed(hub, agent.id)  # a socket opened with this token closes now
     return Response(status_code=204)
 
 

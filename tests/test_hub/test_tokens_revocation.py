@@ -193,6 +193,14 @@ def recheck_now(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(events, "RECHECK_EVERY", 0.0)
 
 
+@pytest.fixture
+def signal_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sockets never read their agent again on their own: only the hub's signal of a change
+    (bus.agent_changed) can make them, so a test shows the change acts at once."""
+    monkeypatch.setattr(events, "RECHECK_EVERY", 3600.0)
+    monkeypatch.setattr(events, "IDLE_RECHECK", 3600.0)
+
+
 def care_conversation(client: TestClient, admin: dict[str, str], sender: str) -> int:
     customer_says(client, sender, "/human")
     cid = conversation_id(client, admin, sender)
@@ -213,7 +221,7 @@ def next_event(socket: Any, cid: int) -> dict[str, Any]:
             return event
 
 
-def test_a_deactivated_agents_socket_is_closed(api: Api, recheck_now: None) -> None:
+def test_a_deactivated_agents_socket_is_closed(api: Api, signal_only: None) -> None:
     client, admin, wang = api
     cid = care_conversation(client, admin, "ev-deactivate")
     token = login(client, "wang@example.com")["authorization"].split()[1]
@@ -228,7 +236,31 @@ def test_a_deactivated_agents_socket_is_closed(api: Api, recheck_now: None) -> N
     assert closed.value.code == 1008  # the inbox takes it as "log in again"
 
 
-def test_a_logged_out_token_closes_its_socket(api: Api, recheck_now: None) -> None:
+def test_a_change_made_elsewhere_closes_the_socket_at_its_next_event(
+    api: Api, settings: Settings, recheck_now: None
+) -> None:
+    """`kefu agent deactivate` in another process (no Redis: no signal reaches this one): the
+    socket reads the agent again before its next event and closes instead of sending it."""
+    client, admin, wang = api
+    cid = care_conversation(client, admin, "ev-elsewhere")
+    token = login(client, "wang@example.com")["authorization"].split()[1]
+    with client.websocket_connect(f"{V1}/events?token={token}") as socket:
+
+        async def deactivate() -> None:
+            db = Database(settings.database_url)
+            try:
+                await Store(db).update_agent(wang, active=False)
+            finally:
+                await db.close()
+
+        asyncio.run(deactivate())  # the database only, as another process would
+        label(client, admin, cid, "after")
+        with pytest.raises(WebSocketDisconnect) as closed:
+            next_event(socket, cid)
+    assert closed.value.code == 1008
+
+
+def test_a_logged_out_token_closes_its_socket(api: Api, signal_only: None) -> None:
     client, admin, _ = api
     cid = care_conversation(client, admin, "ev-logout")
     auth = login(client, "wang@example.com")
@@ -241,7 +273,7 @@ def test_a_logged_out_token_closes_its_socket(api: Api, recheck_now: None) -> No
     assert closed.value.code == 1008 and "logged out" in closed.value.reason
 
 
-def test_an_agent_moved_out_of_a_team_stops_getting_its_events(api: Api, recheck_now: None) -> None:
+def test_an_agent_moved_out_of_a_team_stops_getting_its_events(api: Api, signal_only: None) -> None:
     client, admin, wang = api
     cid = care_conversation(client, admin, "ev-team")
     token = login(client, "wang@example.com")["authorization"].split()[1]
