@@ -10,6 +10,7 @@ hand can also take `pii_filter()` itself, which masks its `extra` fields too."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Callable, Iterable
@@ -155,7 +156,21 @@ class PiiFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # a bad format string: logging reports it as it would have
             return True
-        record.msg, record.args = self.redact(message), None
+        masked = self.redact(message)
+        args = record.args
+        if isinstance(args, tuple) and all(isinstance(a, _PLAIN) for a in args):
+            # Formatters that read the arguments themselves (uvicorn's access lines unpack
+            # them) keep them, masked one by one, when that masks the line just as well.
+            each = tuple(self.redact(a) if isinstance(a, str) else a for a in args)
+            with contextlib.suppress(TypeError, ValueError):
+                if str(record.msg) % each == masked:
+                    record.args = each
+                    return self._rest(record)
+        record.msg, record.args = masked, None
+        return self._rest(record)
+
+    def _rest(self, record: logging.LogRecord) -> bool:
+        """Mask the record's traceback, stack and extra string fields."""
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
@@ -168,6 +183,7 @@ class PiiFilter(logging.Filter):
         return True
 
 
+_PLAIN = (str, int, float, type(None))  # arguments formatted the same as text or as numbers
 _filter = PiiFilter()
 _installed = False
 

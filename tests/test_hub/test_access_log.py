@@ -87,6 +87,31 @@ def test_wechats_signature_parameters_are_masked_in_the_access_line(log_format: 
     )
 
 
+def test_uvicorns_own_formatters_still_format_the_masked_lines() -> None:
+    """Served by plain `uvicorn` with its default logging (not `kefu run`), the access line is
+    still written, masked: its formatter unpacks the record's arguments, which the masking keeps
+    (masked one by one) instead of dropping them."""
+    from uvicorn.logging import AccessFormatter, DefaultFormatter
+
+    from hub.redact import pii_filter
+
+    path = f"/channels/web/ws?visitor={VISITOR}&token={VISITOR_TOKEN}"
+    access = uvicorn_record(
+        "uvicorn.access", ACCESS_LINE, "127.0.0.1:52000", "GET", path, "1.1", 101
+    )
+    accepted = uvicorn_record("uvicorn.error", WEBSOCKET_LINE, "127.0.0.1:52000", path)
+    for record in (access, accepted):
+        pii_filter().filter(record)  # what the record factory does to every record
+    access_line = AccessFormatter('%(client_addr)s - "%(request_line)s" %(status_code)s')
+    line = access_line.format(access)
+    assert line == (
+        '127.0.0.1:52000 - "GET /channels/web/ws?visitor=***&token=*** HTTP/1.1" 101'
+        " Switching Protocols"
+    )
+    line = DefaultFormatter("%(message)s").format(accepted)
+    assert line == '127.0.0.1:52000 - "WebSocket /channels/web/ws?visitor=***&token=***" [accepted]'
+
+
 def test_the_websocket_accepted_line_is_masked_too() -> None:
     path = f"/channels/web/ws?visitor={VISITOR}&token={VISITOR_TOKEN}"
     record = uvicorn_record("uvicorn.error", WEBSOCKET_LINE, "127.0.0.1:52000", path)
@@ -154,6 +179,14 @@ def served(
     out = handler("json", stream)
     root = logging.getLogger()
     root.addHandler(out)
+    # as under `kefu run`: uvicorn's loggers write through the root's handler only (a server
+    # started earlier in this process with uvicorn's default logging gave them their own
+    # handlers and stopped them propagating)
+    saved = {}
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        saved[name] = (logger.handlers[:], logger.propagate)
+        logger.handlers, logger.propagate = [], True
     port = free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_config=None, log_level="info", lifespan="on"
@@ -171,6 +204,9 @@ def served(
         server.should_exit = True
         thread.join(timeout=15)
         root.removeHandler(out)
+        for name, (handlers, propagate) in saved.items():
+            logger = logging.getLogger(name)
+            logger.handlers, logger.propagate = handlers, propagate
 
 
 def test_a_served_hub_logs_no_visitor_token_or_wechat_signature(
