@@ -204,7 +204,7 @@ def bench_config(tmp: Path) -> Path:
     customers write back to back, far faster than the limits let one customer."""
     import yaml
 
-    from hub.settings import LimitSettings
+    from hub.ops.settings import LimitSettings
 
     tree = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
     tree["limits"] = dict.fromkeys(LimitSettings.model_fields)

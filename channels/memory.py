@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from channels.base import Capabilities, Channel
+from channels.base import Capabilities, Channel, NoOptions
 from hub.messages import Outbound
 
 
-class MemoryChannel(Channel):
+class MemoryChannel(Channel[NoOptions]):
     type: ClassVar[str] = "memory"
     capabilities: ClassVar[Capabilities] = Capabilities(buttons=True, images=True)
 

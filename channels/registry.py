@@ -10,16 +10,16 @@ from typing import Any
 from channels.base import Channel, ChannelConfigError
 from hub.ports import Receiver
 
-_extra: dict[str, type[Channel]] = {}
+_extra: dict[str, type[Channel[Any]]] = {}
 
 
-def register(type_name: str, cls: type[Channel]) -> None:
+def register(type_name: str, cls: type[Channel[Any]]) -> None:
     """Add a channel type without an entry point (tests, embedding)."""
     _extra[type_name] = cls
 
 
-def channel_types() -> dict[str, type[Channel]]:
-    found: dict[str, type[Channel]] = {}
+def channel_types() -> dict[str, type[Channel[Any]]]:
+    found: dict[str, type[Channel[Any]]] = {}
     for ep in entry_points(group="kefu.channels"):
         found[ep.name] = ep.load()
     return {**found, **_extra}
@@ -27,10 +27,10 @@ def channel_types() -> dict[str, type[Channel]]:
 
 def build_channels(
     configs: Iterable[tuple[str, str, dict[str, Any]]], receiver: Receiver
-) -> dict[str, Channel]:
+) -> dict[str, Channel[Any]]:
     """Instances from (name, type, options) triples; unknown types are a ChannelConfigError."""
     types = channel_types()
-    built: dict[str, Channel] = {}
+    built: dict[str, Channel[Any]] = {}
     for name, type_name, options in configs:
         cls = types.get(type_name)
         if cls is None:

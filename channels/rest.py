@@ -17,7 +17,6 @@ server sends for all its users). A body nested too deep or with numbers JSON can
 
 from __future__ import annotations
 
-import builtins
 import math
 from typing import Any, ClassVar
 
@@ -74,12 +73,12 @@ def rasa_messages(recipient_id: str, message: Outbound) -> list[dict[str, Any]]:
     return out
 
 
-class RestChannel(Channel):
+class RestChannel(Channel[RestOptions]):
     type: ClassVar[str] = "rest"
     capabilities: ClassVar[Capabilities] = Capabilities(
         buttons=True, images=True, inline_replies=True
     )
-    Options: ClassVar[builtins.type[BaseModel]] = RestOptions
+    Options = RestOptions
 
     def router(self) -> APIRouter:
         router = APIRouter(tags=[f"channel {self.name}"])

@@ -1,51 +1,37 @@
 """The flow engine: picks the flow a message triggers and runs its steps.
 
-Each flow is compiled into a flat list of operations (an `if` becomes a branch and a jump), so
-where a conversation is inside a flow is one number, saved with the conversation: a restart
-mid-flow resumes at the same step. The state is a stack of frames (the flow being run on top,
-flows it interrupted below), each `{flow, version, pc, slots, retries, waiting}`.
+A flow runs compiled (flows/program.py): where a conversation is inside a flow is one number,
+saved with the conversation. The state is a stack of frames (the flow being run on top, flows
+it interrupted below), each `{flow, version, pc, slots, retries, waiting}`.
 
 Triggers are tried in order of strength: an intent, then a keyword, then a regex; among flows
 of the same strength, the first defined wins.
+
+What the engine says in the hub's own words (a cancel confirmation, "back to where we were",
+an answer that doesn't fit) and which words stop a flow come from the core as `HubWords`.
 """
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import logging
-import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import httpx
-from jinja2 import Template
 
-from flows.actions import ActionError, ActionRequest, ActionRunner
+from flows.actions import ActionError, ActionRunner
+from flows.asking import Render, buttons, question, slot_value
+from flows.calls import action_replies, action_request, call_http
 from flows.loader import LoadedFlow
-from flows.schema import (
-    ActionStep,
-    AskStep,
-    EndStep,
-    Flow,
-    GotoStep,
-    HandoffStep,
-    HttpStep,
-    IfStep,
-    LangText,
-    SayStep,
-    SetStep,
-)
-from flows.templates import compile_condition, compile_template, render
-from flows.validators import HAN, Choice, Verdict, validate
-from hub.fallback import entry_text
-from hub.messages import Attachment, Button, Handoff, Kind, Reply
-from hub.ports import FlowResult, KnowledgeSearch, TurnContext
-from hub.texts import text as hub_text
-from hub.understanding import is_cancel
-
-KNOWLEDGE = "knowledge"  # say: {knowledge: <query template>}
+from flows.program import CompiledFlow, Op
+from flows.schema import ActionStep, AskStep, HandoffStep, HttpStep, LangText
+from flows.speech import Speech
+from flows.templates import compile_condition
+from hub.messages import Attachment, Handoff, Kind, Reply
+from hub.ports import FlowResult, HubWords, KnowledgeSearch, TurnContext
 
 log = logging.getLogger(__name__)
 
@@ -54,74 +40,6 @@ MAX_OPS_PER_TURN = 200  # a goto loop fails the turn instead of spinning
 
 class FlowFailure(Exception):
     """A flow could not go on (an action or a loop failed); the pipeline hands over."""
-
-
-@dataclass(frozen=True)
-class Op:
-    kind: str  # say ask set branch jump action http goto handoff end
-    step: Any
-    loc: tuple[Any, ...]
-    target: int = -1  # branch: where the else part starts; jump: where to go
-
-    @property
-    def label(self) -> str:
-        """What `kefu chat` shows: `ask order_id`, `say`, `if slots.x == 1`..."""
-        detail = {
-            "ask": lambda s: s.ask,
-            "action": lambda s: s.action,
-            "goto": lambda s: s.goto,
-            "branch": lambda s: s.if_,
-            "http": lambda s: f"{s.http.method} {s.http.url}",
-        }.get(self.kind)
-        name = "if" if self.kind == "branch" else self.kind
-        return f"{name} {detail(self.step)}" if detail else name
-
-
-def compile_flow(flow: Flow) -> list[Op]:
-    ops: list[Op] = []
-
-    def emit(steps: list[Any], prefix: tuple[Any, ...]) -> None:
-        for i, step in enumerate(steps):
-            loc = (*prefix, i)
-            if isinstance(step, IfStep):
-                branch = len(ops)
-                ops.append(Op("branch", step, loc))
-                emit(step.then, (*loc, "then"))
-                if step.else_:
-                    jump = len(ops)
-                    ops.append(Op("jump", None, loc))
-                    ops[branch] = Op("branch", step, loc, target=len(ops))
-                    emit(step.else_, (*loc, "else"))
-                    ops[jump] = Op("jump", None, loc, target=len(ops))
-                else:
-                    ops[branch] = Op("branch", step, loc, target=len(ops))
-            else:
-                ops.append(Op(_KINDS[type(step)], step, loc))
-
-    emit(flow.steps, ("steps",))
-    return ops
-
-
-_KINDS: dict[type, str] = {
-    SayStep: "say",
-    AskStep: "ask",
-    SetStep: "set",
-    ActionStep: "action",
-    HttpStep: "http",
-    GotoStep: "goto",
-    HandoffStep: "handoff",
-    EndStep: "end",
-}
-
-
-@dataclass(frozen=True)
-class _Compiled:
-    name: str
-    flow: Flow
-    ops: list[Op]
-    version: str  # changes when the flow's definition does
-    regex: re.Pattern[str] | None
-    keywords: re.Pattern[str] | None
 
 
 class FlowEngine:
@@ -135,25 +53,17 @@ class FlowEngine:
         http: httpx.AsyncClient | None = None,
         interrupt_confidence: float = 0.5,
         knowledge: KnowledgeSearch | None = None,
+        *,
+        words: HubWords,
     ) -> None:
-        self.knowledge = knowledge  # what `say: {knowledge: ...}` searches
-        self.flows = {
-            name: _Compiled(
-                name,
-                item.flow,
-                compile_flow(item.flow),
-                hashlib.sha256(item.flow.model_dump_json().encode()).hexdigest()[:16],
-                re.compile(item.flow.trigger.regex) if item.flow.trigger.regex else None,
-                _keywords(item.flow.trigger.keywords),
-            )
-            for name, item in flows.items()
-        }
+        self.words = words
+        self.speech = Speech(default_language, words, knowledge)
+        self.flows = {name: CompiledFlow.of(name, item.flow) for name, item in flows.items()}
         self.default_language = default_language
         self.actions = actions
         # an intent interrupts a waiting question only when the NLU is at least this sure
         self.interrupt_confidence = interrupt_confidence
         self._http = http
-        self._templates: dict[str, Template] = {}
         self._conditions: dict[str, Any] = {}
 
     # ---- FlowRunner ---------------------------------------------------------------------------
@@ -161,8 +71,8 @@ class FlowEngine:
     async def run(self, state: dict[str, Any], context: TurnContext) -> FlowResult:
         turn = _Turn(self, context, self.live_frames(state))
         if turn.frames:
-            if is_cancel(context.understanding):
-                reply = Reply(text=hub_text("cancelled", context.language, self.default_language))
+            if self.words.is_cancel(context.understanding):
+                reply = Reply(text=self.speech.hub_text("cancelled", context.language))
                 return FlowResult(handled=True, replies=(reply,), state={})
             return await turn.answer()
         flow = self.triggered(context)
@@ -177,7 +87,7 @@ class FlowEngine:
 
     # ---- helpers the turn uses ----------------------------------------------------------------
 
-    def triggered(self, context: TurnContext, by_intent_only: bool = False) -> _Compiled | None:
+    def triggered(self, context: TurnContext, by_intent_only: bool = False) -> CompiledFlow | None:
         intent = context.understanding.intent
         candidates = list(self.flows.values())
         found = next((f for f in candidates if intent and intent in f.flow.trigger.intents), None)
@@ -200,33 +110,6 @@ class FlowEngine:
                 continue
             live.append(frame)
         return live
-
-    def text(self, value: LangText | None, variables: dict[str, Any], language: str) -> str | None:
-        """The text in the reply language (else the bot's default, else the first), rendered."""
-        if value is None:
-            return None
-        if isinstance(value, dict) and set(value) == {KNOWLEDGE}:
-            # `say: {knowledge: "{{ message.text }}"}`: the best article's answer
-            query = self.text(value[KNOWLEDGE], variables, language) or ""
-            return self.knowledge_answer(query, language)
-        if isinstance(value, dict):
-            value = (
-                value.get(language)
-                or value.get(self.default_language)
-                or next(iter(value.values()), "")
-            )
-        template = self._templates.get(value)
-        if template is None:
-            template = self._templates[value] = compile_template(value)
-        return render(template, variables)
-
-    def knowledge_answer(self, query: str, language: str) -> str:
-        """The summary (and link) of the knowledge entry that answers `query` confidently;
-        else a sentence saying nothing was found."""
-        hits = self.knowledge.search(query, 1, language) if self.knowledge and query else []
-        if not hits or not hits[0].confident:
-            return hub_text("knowledge_not_found", language, self.default_language)
-        return entry_text(hits[0].entry, language, self.default_language)
 
     def condition(self, source: str, variables: dict[str, Any]) -> bool:
         compiled = self._conditions.get(source)
@@ -279,7 +162,7 @@ class _Turn:
     def top(self) -> dict[str, Any]:
         return self.frames[-1]
 
-    def flow(self, frame: dict[str, Any]) -> _Compiled:
+    def flow(self, frame: dict[str, Any]) -> CompiledFlow:
         return self.engine.flows[frame["flow"]]
 
     def op(self, frame: dict[str, Any]) -> Op:
@@ -302,8 +185,15 @@ class _Turn:
         slots = self.top["slots"] if self.frames else {}
         return self.engine.variables(slots, self.context)
 
+    def renderer(self) -> Render:
+        """The designer's texts in the reply language, rendered with the turn's variables as
+        they are now."""
+        return functools.partial(
+            self.engine.speech.text, variables=self.vars(), language=self.language
+        )
+
     def say(self, value: LangText | None) -> str:
-        return self.engine.text(value, self.vars(), self.language) or ""
+        return self.renderer()(value) or ""
 
     def result(self, handoff: Handoff | None = None) -> FlowResult:
         state: dict[str, Any] = {}
@@ -323,7 +213,7 @@ class _Turn:
             return await self.execute()
         ask: AskStep = op.step
         self.at(frame["flow"], op)
-        verdict = self.check(ask, from_text=True)
+        verdict = slot_value(ask, self.context.understanding, from_text=True)
         other = self.interrupter()
         free_text = verdict.ok and not (ask.validate_ or ask.choices or ask.type)
         if (
@@ -344,14 +234,14 @@ class _Turn:
             return await self.fail(
                 ask.on_fail, f"no valid {ask.ask} after {frame['retries']} tries"
             )
-        invalid = ask.on_invalid or {
-            lang: hub_text("invalid_answer", lang) for lang in ("en", "zh")
-        }
-        self.add(Reply(text=self.say(invalid)))
-        self.add(self.question(ask))
+        if ask.on_invalid:
+            self.add(Reply(text=self.say(ask.on_invalid)))
+        else:
+            self.add(Reply(text=self.engine.speech.hub_text("invalid_answer", self.language)))
+        self.add(question(ask, self.renderer()))
         return self.result()
 
-    def interrupter(self) -> _Compiled | None:
+    def interrupter(self) -> CompiledFlow | None:
         """The flow this message would start, if it is sure enough to interrupt a question:
         by a keyword or regex, or by an intent of at least `interrupt_confidence`."""
         u = self.context.understanding
@@ -363,51 +253,6 @@ class _Turn:
         ):
             return None
         return other
-
-    def check(self, ask: AskStep, from_text: bool) -> Verdict:
-        """The value this message gives the slot: an entity of the slot's name (or the ask's
-        `entity`), a pressed choice, or the text itself when `from_text`."""
-        u = self.context.understanding
-        name = ask.entity or ask.ask
-        choices = [
-            Choice(c.value, tuple(c.synonyms) + tuple(_all_texts(c.title)))
-            for c in ask.choice_specs()
-        ]
-        rules: dict[str, Any] = {"regex": ask.validate_, "choices": choices, "type": ask.type}
-        for entity in u.entities:
-            if entity.get("entity") == name and entity.get("value") is not None:
-                verdict = validate(str(entity["value"]), **rules)
-                if verdict.ok:
-                    return verdict
-        if not from_text:
-            return Verdict(ok=False)
-        for candidate in (u.postback, u.text):
-            if candidate:
-                verdict = validate(candidate, **rules)
-                if verdict.ok:
-                    return verdict
-        return Verdict(ok=False)
-
-    def question(self, ask: AskStep) -> Reply:
-        variables = self.vars()
-        buttons = [
-            Button(
-                title=self.engine.text(c.title, variables, self.language) or c.value,
-                payload=c.value,
-            )
-            for c in ask.choice_specs()
-        ]
-        buttons += self.buttons(ask.buttons, variables)
-        return Reply(text=self.say(ask.say), buttons=tuple(buttons))
-
-    def buttons(self, specs: list[Any], variables: dict[str, Any]) -> list[Button]:
-        return [
-            Button(
-                title=self.engine.text(b.title, variables, self.language) or b.payload,
-                payload=b.payload,
-            )
-            for b in specs
-        ]
 
     # ---- running steps -----------------------------------------------------------------------
 
@@ -431,22 +276,21 @@ class _Turn:
             frame["pc"] += 1  # the usual next step; the kinds below may change it
             step = op.step
             if op.kind == "say":
-                variables = self.vars()
+                text = self.renderer()
                 attachments: tuple[Attachment, ...] = ()
                 if step.image:
-                    url = self.engine.text(step.image, variables, self.language) or ""
-                    attachments = (Attachment(kind=Kind.IMAGE, url=url),)
+                    attachments = (Attachment(kind=Kind.IMAGE, url=text(step.image) or ""),)
                 self.add(
                     Reply(
                         text=self.say(step.say),
-                        buttons=tuple(self.buttons(step.buttons, variables)),
+                        buttons=tuple(buttons(step.buttons, text)),
                         attachments=attachments,
                     )
                 )
             elif op.kind == "ask":
                 value = frame["slots"].get(step.ask)
                 if value is None:
-                    verdict = self.check(step, from_text=False)
+                    verdict = slot_value(step, self.context.understanding, from_text=False)
                     value = verdict.value if verdict.ok else None
                 if value is not None:
                     frame["slots"][step.ask] = value
@@ -454,7 +298,7 @@ class _Turn:
                 frame["pc"] -= 1
                 frame["waiting"] = True
                 frame["retries"] = 0
-                self.add(self.question(step))
+                self.add(question(step, self.renderer()))
                 return self.result()
             elif op.kind == "set":
                 variables = self.vars()
@@ -487,14 +331,14 @@ class _Turn:
         op = self.op(frame)
         self.at(frame["flow"], op)
         if frame.get("waiting") and op.kind == "ask":
-            self.add(Reply(text=hub_text("resume", self.language, self.engine.default_language)))
-            self.add(self.question(op.step))
+            self.add(Reply(text=self.engine.speech.hub_text("resume", self.language)))
+            self.add(question(op.step, self.renderer()))
         return self.result()
 
     def value(self, value: Any, variables: dict[str, Any]) -> Any:
         """A `set` value or `http` JSON body: strings rendered, containers walked."""
         if isinstance(value, str):
-            return self.engine.text(value, variables, self.language)
+            return self.engine.speech.text(value, variables, self.language)
         if isinstance(value, dict):
             return {k: self.value(v, variables) for k, v in value.items()}
         if isinstance(value, list):
@@ -522,7 +366,7 @@ class _Turn:
     def handoff(self, step: HandoffStep, flow: str) -> FlowResult:
         spec = step.handoff
         slots = dict(self.top["slots"])
-        note = self.engine.text(spec.note, self.vars(), self.language) if spec.note else None
+        note = self.engine.speech.text(spec.note, self.vars(), self.language) if spec.note else None
         self.frames.clear()
         return self.result(
             Handoff(
@@ -539,120 +383,21 @@ class _Turn:
         runner = self.engine.actions
         if runner is None:
             raise FlowFailure(f"action {step.action}: the bot has no actions.py or action_endpoint")
-        u = self.context.understanding
-        request = ActionRequest(
-            name=step.action,
-            sender_id=str(self.context.conversation_id),
-            slots=dict(frame["slots"]),
-            latest_message={
-                "text": u.text,
-                "intent": {"name": u.intent, "confidence": u.confidence},
-                "entities": [dict(e) for e in u.entities],
-                "intent_ranking": [{"name": n, "confidence": c} for n, c in u.ranking],
-            },
-            language=self.language,
-        )
+        request = action_request(step, frame["slots"], self.context, self.language)
         try:
             outcome = await runner.run(request)
         except ActionError as e:
             raise FlowFailure(f"action {step.action} failed: {e}") from e
         frame["slots"].update(outcome.slots)
-        for message in outcome.messages:
-            reply = _action_reply(message)
-            if reply is not None:
-                self.add(reply)
+        for reply in action_replies(outcome.messages):
+            self.add(reply)
 
     async def http(self, step: HttpStep, frame: dict[str, Any]) -> str | None:
         """Call the API; save what the step asks for. Returns what went wrong, or None."""
-        spec = step.http
         variables = self.vars()
-        url = self.engine.text(spec.url, variables, self.language) or ""
-        headers = {
-            k: self.engine.text(v, variables, self.language) or "" for k, v in spec.headers.items()
-        }
-        body = self.value(spec.json_, variables) if spec.json_ is not None else None
-        try:
-            response = await self.engine.http.request(
-                spec.method, url, headers=headers, json=body, timeout=spec.timeout
-            )
-        except httpx.TimeoutException:
-            return f"{spec.method} {url} timed out after {spec.timeout:g} s"
-        except httpx.HTTPError as e:
-            return f"{spec.method} {url} failed: {type(e).__name__}: {e}"
-        if response.status_code >= 300:  # redirects are not followed: an API moved is an error
-            return f"{spec.method} {url} answered {response.status_code}"
-        if not spec.save:
-            return None
-        try:
-            data = response.json()
-        except ValueError:
-            return f"{spec.method} {url} did not answer JSON"
-        for slot, path in spec.save.items():
-            try:
-                frame["slots"][slot] = json_path(data, path)
-            except LookupError:
-                return f"{spec.method} {url}: the response has no {path}"
-        return None
-
-
-def _keywords(keywords: list[str]) -> re.Pattern[str] | None:
-    """One pattern for a flow's keywords, case-insensitive: a word with Han characters
-    anywhere in the text ("退款" in "我要退款"), other words whole ("hi" not in "shipping")."""
-    parts = []
-    for keyword in keywords:
-        word = re.escape(unicodedata.normalize("NFKC", keyword).strip())
-        if not word:
-            continue
-        parts.append(word if re.search(f"[{HAN}]", keyword) else rf"(?<!\w){word}(?!\w)")
-    return re.compile("|".join(parts), re.IGNORECASE) if parts else None
-
-
-def _all_texts(value: LangText | None) -> list[str]:
-    if value is None:
-        return []
-    return [value] if isinstance(value, str) else list(value.values())
-
-
-def _action_reply(message: dict[str, Any]) -> Reply | None:
-    """A message an action dispatched (rasa-sdk's `responses` item) as a reply."""
-    text = str(message.get("text") or "")
-    buttons = tuple(
-        Button(title=str(b.get("title", "")), payload=str(b.get("payload", "")))
-        for b in message.get("buttons") or []
-        if isinstance(b, dict)
-    )
-    attachments: tuple[Attachment, ...] = ()
-    if message.get("image"):
-        attachments = (Attachment(kind=Kind.IMAGE, url=str(message["image"])),)
-    if not (text or buttons or attachments):
-        return None
-    return Reply(text=text, buttons=buttons, attachments=attachments)
-
-
-_PATH_PART = re.compile(r"\.?([^.\[\]]+)|\[(\d+)\]")
-
-
-def json_path(data: Any, path: str) -> Any:
-    """`$.order.items[0].name` (or without `$.`) in decoded JSON; LookupError when absent."""
-    rest = path.strip()
-    rest = rest[1:] if rest.startswith("$") else rest
-    value = data
-    position = 0
-    while position < len(rest):
-        m = _PATH_PART.match(rest, position)
-        if not m:
-            raise LookupError(path)
-        key, index = m.group(1), m.group(2)
-        if index is not None:
-            if not isinstance(value, list) or int(index) >= len(value):
-                raise LookupError(path)
-            value = value[int(index)]
-        else:
-            if isinstance(value, dict) and key in value:
-                value = value[key]
-            elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
-                value = value[int(key)]
-            else:
-                raise LookupError(path)
-        position = m.end()
-    return value
+        return await call_http(
+            self.engine.http,
+            step.http,
+            functools.partial(self.value, variables=variables),
+            frame["slots"],
+        )

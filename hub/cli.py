@@ -11,10 +11,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from hub.automations_config import AutomationError
 from hub.cli_agents import add_commands as add_agent_commands
-from hub.files import private_dir
-from hub.settings import Settings, SettingsError, load_settings
+from hub.features.automations.rules import AutomationError
+from hub.ops.files import private_dir
+from hub.ops.settings import Settings, SettingsError, load_settings
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -38,7 +38,7 @@ async def _migrate(settings: Settings) -> None:
 
 async def _demo_admin(settings: Settings) -> None:
     """On an empty database, create an admin and print the password this once."""
-    from hub.auth import hash_password
+    from hub.core.auth import hash_password
     from hub.store import Database, Store
 
     db = Database(settings.database_url)
@@ -61,11 +61,12 @@ async def _demo_admin(settings: Settings) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from hub.logs import configure_logging
+    from hub.ops.logs import configure_logging
 
     settings = _settings(args)
     configure_logging(settings.log_format)
-    from hub.app import create_app, train_classifier  # after: it logs as it loads
+    from hub.app import create_app  # after: it logs as it loads
+    from hub.bot import train_classifier
 
     asyncio.run(_migrate(settings))
     classifier = train_classifier(settings)
@@ -78,7 +79,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         port=args.port,
         log_level="info",
         log_config=None,  # uvicorn's loggers, the access log too, go through configure_logging
-        # X-Forwarded-For is believed from `trusted_proxies` only, inside the app (hub/proxies.py):
+        # X-Forwarded-For is believed from `trusted_proxies` only, inside the app
+        # (hub/ops/proxies.py):
         # not from uvicorn's default (127.0.0.1, FORWARDED_ALLOW_IPS)
         proxy_headers=False,
         ws_max_size=1_000_000,
@@ -96,7 +98,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from hub.app import ensure_classifier, model_dir
+    from hub.bot import ensure_classifier, model_dir
 
     settings = _settings(args)
     classifier, trained = ensure_classifier(settings, force=args.force)
@@ -115,8 +117,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     (schema, regexes, times, channels, intents); every problem printed
     as `path:line:column: what is wrong`. Exit 1 when there is any."""
     from flows.convtest import ConversationTestError, load_tests
-    from hub.app import read_bot
-    from hub.automations_config import AutomationError, load_bot_automations
+    from hub.bot import read_bot
+    from hub.features.automations.rules import AutomationError, load_bot_automations
 
     settings = _settings(args)
     files = read_bot(settings)
@@ -147,9 +149,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    """Run the bot's conversation tests (`<bot>/tests/*.yml`, see flows/convtest.py) against a
-    hub in memory: SQLite in a temporary folder and only the in-memory channel, whatever the
-    config names; the NLU model is the saved one when up to date (as `kefu train` leaves it).
+    """Run the bot's conversation tests (`<bot>/tests/*.yml`, format in flows/convtest.py,
+    runner in hub/testing/convtest.py) against a hub in memory: SQLite in a temporary folder
+    and only the in-memory channel, whatever the config names; the NLU model is the saved one
+    when up to date (as `kefu train` leaves it).
     `-k TEXT` runs only the tests whose name contains TEXT (ignoring case).
 
     Exit status: 0 when every test passed (and at least one ran); 1 when a test failed, or when
@@ -157,8 +160,9 @@ def cmd_test(args: argparse.Namespace) -> int:
     NLU file is invalid (every error printed as `path:line:column: what is wrong`) or the
     configuration is."""
     from flows import FlowError
-    from flows.convtest import ConversationTestError, format_result, load_tests, run_tests, summary
-    from hub.app import train_classifier
+    from flows.convtest import ConversationTestError, load_tests
+    from hub.bot import train_classifier
+    from hub.testing.convtest import format_result, run_tests, summary
     from nlu import NluDataError
 
     settings = _settings(args)
@@ -246,7 +250,7 @@ def _chat_line(sender: str, text: str, payload: dict[str, Any]) -> str:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    from hub.backup import BackupError, backup
+    from hub.ops.backup import BackupError, backup
 
     try:
         path = backup(_settings(args), Path(args.output) if args.output else None)
@@ -258,7 +262,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from hub.backup import BackupError, restore
+    from hub.ops.backup import BackupError, restore
 
     try:
         print(restore(_settings(args), Path(args.file), force=args.force))
@@ -279,10 +283,11 @@ def _when(value: str) -> datetime:
 
 def cmd_nlu_review(args: argparse.Namespace) -> int:
     """The examples designers labeled, as Rasa NLU YAML to commit into the bot folder (see
-    hub/nlu_review.py); `--unlabeled` adds the messages still waiting, as comments."""
+    hub/features/nlu_review/review.py); `--unlabeled` adds the messages still waiting, as
+    comments."""
+    from hub.features.nlu_review.review import export
+    from hub.features.reports.summary import BadWindow
     from hub.messages import utcnow
-    from hub.nlu_review import export
-    from hub.reports import BadWindow
 
     settings = _settings(args)
     asyncio.run(_migrate(settings))

@@ -11,8 +11,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from hub.files import private_dir
-from hub.settings import load_settings
+from hub.ops.files import private_dir
+from hub.ops.settings import load_settings
 
 if TYPE_CHECKING:
     from hub.store import Store
@@ -39,7 +39,7 @@ def _with_store(args: argparse.Namespace, work: Callable[[Store], Awaitable[int]
 
 
 def cmd_create(args: argparse.Namespace) -> int:
-    from hub.auth import ROLES, hash_password
+    from hub.core.auth import ROLES, hash_password
 
     if args.role not in ROLES:
         print(f"role must be one of {', '.join(ROLES)}", file=sys.stderr)
@@ -79,7 +79,7 @@ def _new_password(given: str | None) -> str | None:
 
 
 def cmd_passwd(args: argparse.Namespace) -> int:
-    from hub.auth import hash_password
+    from hub.core.auth import hash_password
 
     password = _new_password(args.password)
     if password is None:

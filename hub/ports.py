@@ -49,6 +49,21 @@ class TurnContext:
 
 
 @dataclass(frozen=True)
+class HubWords:
+    """What a flow runner borrows from the core to speak and listen like the rest of the hub,
+    without importing its internals: the composition root passes the core's own."""
+
+    # text(key, language, default_language): one of the hub's own sentences ("cancelled",
+    # "resume", "invalid_answer", "knowledge_not_found"), in the language, else the default
+    text: Callable[[str, str | None, str], str]
+    # is_cancel(understanding): the customer asks to stop (the cancel intent or a cancel word)
+    is_cancel: Callable[[Understanding], bool]
+    # entry_text(entry, language, default_language): what the bot says for a knowledge entry
+    # (a KnowledgeHit's entry): its summary in the language, and its link
+    entry_text: Callable[[Any, str | None, str], str]
+
+
+@dataclass(frozen=True)
 class FlowResult:
     """A flow engine's answer to one customer message."""
 
@@ -199,6 +214,11 @@ class Capabilities:
 class Unavailable(Exception):
     """The hub can't take this now (its database is unreachable): nothing was stored, and the
     same request may succeed later. Webhooks answer 503 with Retry-After, so platforms retry."""
+
+
+class ChannelConfigError(Exception):
+    """A channel's settings in config.yaml are wrong; the message names the channel. Raised
+    when a channel is built or started: the hub runs its other channels (/readyz names it)."""
 
 
 class DeliveryError(Exception):

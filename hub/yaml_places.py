@@ -1,5 +1,10 @@
 """Where a place in a YAML file is: for `path:line:col` errors in the files designers edit
-(flows, automations)."""
+(flows, conversation tests, automations).
+
+Public interface, like hub.messages and hub.ports, and kept at this path: the loaders of a bot
+folder's files, in flows/ and in the core (automations), read YAML and report `path:line:column:
+what is wrong` the same way through it, so `kefu check` lists every error of every file in one
+order. It imports nothing of the hub."""
 
 from __future__ import annotations
 

@@ -18,9 +18,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from flows import FlowEngine
-from hub.app import create_app, load_flow_engine
-from hub.auth import hash_password
-from hub.settings import Settings
+from hub.app import create_app
+from hub.bot import load_flow_engine
+from hub.core.auth import hash_password
+from hub.ops.settings import Settings
 from hub.store import Database, Store, migrate
 from hub.testing import TestBot
 from nlu import IntentClassifier, TrainingData

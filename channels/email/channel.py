@@ -21,7 +21,6 @@ one of our mails marks that message failed, which the agent sees.
 from __future__ import annotations
 
 import asyncio
-import builtins
 import contextlib
 import email.policy
 import email.utils
@@ -35,6 +34,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from channels.base import Capabilities, Channel, ChannelConfigError
+from channels.common import kind_of
 from channels.email.auth import sender_authenticated
 from channels.email.content import ParsedMail, normalize_subject, parse_mail, reply_text
 from channels.email.imap import ImapInbox, ImapSettings
@@ -53,7 +53,6 @@ log = logging.getLogger(__name__)
 
 MAX_ID = 255  # the store's channel_message_id column
 MAX_ORIGINAL = 100_000  # characters of a mail's whole text kept beside the stripped one
-KINDS = {"image": Kind.IMAGE, "audio": Kind.AUDIO, "video": Kind.VIDEO}
 REPLY_PREFIX = re.compile(r"^(re|aw|sv|回复|回覆|答复)\s*[:：]", re.IGNORECASE)
 
 
@@ -80,10 +79,10 @@ class EmailOptions(BaseModel):
         return value.strip().lower()
 
 
-class EmailChannel(Channel):
+class EmailChannel(Channel[EmailOptions]):
     type: ClassVar[str] = "email"
     capabilities: ClassVar[Capabilities] = Capabilities(buttons=False, images=False)
-    Options: ClassVar[builtins.type[BaseModel]] = EmailOptions
+    Options = EmailOptions
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -94,7 +93,7 @@ class EmailChannel(Channel):
     # ---- life cycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        o: EmailOptions = self.options
+        o = self.options
         missing = [k for k in ("address", "imap", "smtp") if not getattr(o, k)]
         if missing:
             raise ChannelConfigError(f"channel {self.name!r} (email): set {', '.join(missing)}")
@@ -267,7 +266,7 @@ class EmailChannel(Channel):
             except MediaTooLarge as e:
                 problems.append(f"{part.name or 'attachment'}: {e}")
                 continue
-            kind = KINDS.get(part.mime_type.split("/")[0], Kind.FILE)
+            kind = kind_of(part.mime_type)
             kept.append(Attachment(kind=kind, url=url, name=part.name, mime_type=part.mime_type))
         update: dict[str, Any] = {"attachments": tuple(kept)}
         if kept and not inbound.text:
@@ -310,7 +309,7 @@ class EmailChannel(Channel):
     async def compose(self, message: Outbound) -> EmailMessage:
         """The mail for a stored message, in its conversation's thread. The same message
         composes the same Message-ID, so a retried send is recognized as one mail."""
-        o: EmailOptions = self.options
+        o = self.options
         ids = await self.ids()
         thread = await self.receiver.load_state(self.name, f"thread:{message.conversation_id}")
         thread = thread or {}

@@ -3,31 +3,44 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from hub.auth import AuthError, read_token
+from hub.core.auth import AuthError, read_token
 from hub.store import Agent, ApiTokens, Conversation, Visibility
 from hub.store.sessions import LoginTokens
 from hub.store.tokens import PREFIX as API_TOKEN_PREFIX
 
 if TYPE_CHECKING:
-    from hub.app import Hub
+    from hub.core.receiver import Core
 
 _bearer = HTTPBearer(auto_error=False)
 
 
-def get_hub(request: Request) -> Hub:
-    hub: Hub = request.app.state.hub
+def get_hub(request: Request) -> Core:
+    """The running core (app.state.hub: hub.app.Hub, the core with its features)."""
+    hub: Core = request.app.state.hub
     return hub
 
 
-HubDep = Annotated["Hub", Depends(get_hub)]
+HubDep = Annotated["Core", Depends(get_hub)]
 
 
-async def agent_from_token(hub: Hub, token: str) -> Agent:
+def part(name: str) -> Callable[[Request], Any]:
+    """A dependency: the hub's part `name`, a feature the composition root built (an
+    attribute of hub.app.Hub); the route's annotation gives its type:
+    `Annotated[WebhookSender, Depends(part("webhooks"))]`."""
+
+    def get(request: Request) -> Any:
+        return getattr(request.app.state.hub, name)
+
+    get.__name__ = f"hub_{name}"
+    return get
+
+
+async def agent_from_token(hub: Core, token: str) -> Agent:
     """The active agent a bearer token belongs to; raises AuthError otherwise: a login token
     expired, logged out, or issued before the agent's password changed or they were deactivated
     (hub.store.sessions: one query, with the agent's row), or an API token revoked.
@@ -115,7 +128,7 @@ def can_see(agent: Agent, conversation: Conversation) -> bool:
     return scope is None or scope.allows(conversation)
 
 
-async def visible_conversation(hub: Hub, agent: Agent, conversation_id: int) -> Conversation:
+async def visible_conversation(hub: Core, agent: Agent, conversation_id: int) -> Conversation:
     """The conversation, or 404 when there is none or `agent` may not see it (not 403: ids
     of other teams' conversations don't leak)."""
     conversation = await hub.store.get_conversation(conversation_id)

@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from hub.auth import AuthError
-from hub.bus import AGENT_CHANGED, INTERNAL, SubscriberLagged
+from hub.core.auth import AuthError
+from hub.core.bus import AGENT_CHANGED, INTERNAL, SubscriberLagged
 from hub.inbox.deps import agent_from_token, can_see, visibility
 from hub.messages import Event
 from hub.ports import Unavailable
 
 if TYPE_CHECKING:
-    from hub.app import Hub
+    from hub.core.receiver import Core
     from hub.store import Agent
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class AccessChanged(Exception):
 class Watched:
     """The socket's agent, read again from the token when the last read is old enough."""
 
-    def __init__(self, hub: Hub, token: str, agent: Agent) -> None:
+    def __init__(self, hub: Core, token: str, agent: Agent) -> None:
         self.hub, self.token, self.agent = hub, token, agent
         self._loop = asyncio.get_running_loop()
         self._read_at = self._loop.time()
@@ -69,7 +69,7 @@ def _scope(agent: Agent) -> tuple[int | None, frozenset[str]] | None:
     return None if seen is None else (seen.agent_id, frozenset(seen.teams))
 
 
-async def agent_changed(hub: Hub, agent_id: int | None) -> None:
+async def agent_changed(hub: Core, agent_id: int | None) -> None:
     """Tell every open events socket (on every hub process) that this agent's access changed,
     so theirs checks it at once instead of at its next periodic check."""
     await hub.bus.publish(Event(type=AGENT_CHANGED, conversation_id=0, data={"agent_id": agent_id}))

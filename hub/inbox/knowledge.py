@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query
 from starlette.concurrency import run_in_threadpool
 
-from hub.fallback import pick
+from hub.core.fallback import pick
 from hub.inbox.deps import CurrentAgent, HubDep, visible_conversation
 from hub.inbox.schemas import RowId
 from hub.store import CannedResponse

@@ -8,9 +8,9 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 from starlette.concurrency import run_in_threadpool
 
+from hub.core.understanding import PayloadTooDeep, parse_payload
 from hub.inbox.deps import CurrentAgent, HubDep
 from hub.inbox.schemas import NluEntity, NluIntent, NluParse, NluParseBody, NluRankedIntent
-from hub.understanding import PayloadTooDeep, parse_payload
 
 router = APIRouter(prefix="/api/v1", tags=["nlu"])
 

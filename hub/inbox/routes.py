@@ -6,24 +6,12 @@ An agent with teams sees only some conversations (hub.inbox.deps.visibility): th
 from __future__ import annotations
 
 import logging
-import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query
 
-from hub.auth import (
-    DUMMY_HASH,
-    expires_at,
-    hash_password,
-    issue_token,
-    needs_rehash,
-    read_token,
-    verify_password,
-)
-from hub.conversations import message_view
-from hub.inbox.contacts import person_view
+from hub.core.views import agent_view, conversation_view, message_view
 from hub.inbox.deps import (
-    Credentials,
     CurrentAgent,
     HubDep,
     InboxAgent,
@@ -31,83 +19,19 @@ from hub.inbox.deps import (
     visibility,
     visible_conversation,
 )
-from hub.inbox.events import agent_changed
 from hub.inbox.schemas import (
     MAX_ID,
     AssignBody,
     LabelsBody,
-    LoginBody,
     ReplyBody,
     RowId,
     StatusBody,
-    Token,
-    agent_view,
-    conversation_view,
 )
 from hub.messages import Reply, Sender, Status, utcnow
-from hub.store import ApiTokens, ConversationFilter, ConversationRow
-from hub.store.sessions import LoginTokens
-from hub.store.tokens import PREFIX as API_TOKEN_PREFIX
+from hub.store import ConversationFilter, ConversationRow
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["inbox"])
-# a line break in a login's email would forge a line of the log it is written to
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-@router.post("/auth/login")
-async def login(body: LoginBody, hub: HubDep, request: Request) -> Token:
-    """A JWT for the agent. Too many failures for an email (or attempts from an IP): 429 with
-    Retry-After, whatever the password (hub.lockout). The IP is the connecting address, or
-    what a proxy of `trusted_proxies` forwarded (hub.proxies)."""
-    if _CONTROL.search(body.email):
-        raise HTTPException(422, "email: control characters (such as line breaks) are not allowed")
-    email = body.email.strip().lower()
-    ip = request.client.host if request.client else "unknown"
-    wait = await hub.logins.attempt(email, ip)
-    if wait is not None:
-        raise HTTPException(
-            429, f"too many login attempts: try again in {wait} s", {"Retry-After": str(wait)}
-        )
-    agent = await hub.store.agent_by_email(email)
-    if agent is None or not agent.active:
-        verify_password(DUMMY_HASH, body.password)  # same time as a wrong password
-        agent = None
-    elif not verify_password(agent.password_hash, body.password):
-        agent = None
-    if agent is None:
-        log.info("login failed for %s from %s", email, ip)
-        if await hub.logins.failed(email):
-            log.warning("login for %s locked after repeated failures (last from %s)", email, ip)
-            await hub.store.audit(f"ip:{ip}"[:64], "login.locked", email=email, ip=ip)
-        raise HTTPException(401, "wrong email or password")
-    await hub.logins.succeeded(email)
-    assert agent.id is not None
-    if needs_rehash(agent.password_hash):
-        await hub.store.set_password_hash(agent.id, hash_password(body.password))
-    secret = hub.settings.jwt_secret()
-    return Token(
-        access_token=issue_token(agent.id, agent.role, secret, version=agent.token_version)
-    )
-
-
-@router.post("/auth/logout", status_code=204)
-async def logout(hub: HubDep, agent: CurrentAgent, credentials: Credentials) -> Response:
-    """Revoke the token this request brings, at once and on every hub process; the agent's
-    other tokens (other tabs and devices) keep working. An API token is revoked as by
-    `DELETE /api/v1/tokens/{id}`."""
-    assert credentials is not None  # CurrentAgent checked them
-    token = credentials.credentials
-    if token.startswith(API_TOKEN_PREFIX):
-        token_id = int(agent.email.removeprefix("token:"))
-        await ApiTokens(hub.db).revoke(token_id)
-        await hub.store.audit(actor(agent), "token.revoked", token_id=token_id, by="logout")
-    else:
-        claims = read_token(token, hub.settings.jwt_secret())
-        await LoginTokens(hub.db).revoke(claims["jti"], expires_at(claims))
-        await hub.store.audit(actor(agent), "auth.logout", agent_id=agent.id)
-        await agent_changed(hub, agent.id)  # a socket opened with this token closes now
-    return Response(status_code=204)
 
 
 @router.get("/me")
@@ -206,11 +130,11 @@ async def get_conversation(
 ) -> dict[str, Any]:
     conversation = await visible_conversation(hub, agent, conversation_id)
     view = await _view(hub, conversation_id)
-    # the customer's contacts on other channels (GET .../history reads them all)
-    person = await person_view(hub, conversation.contact_id)
-    due = await hub.sla.due_at(conversation)  # the first response's SLA deadline (hub/sla.py)
-    view["sla_due_at"] = due.isoformat() if due else None
-    return {**view, "person": person, "csat": await hub.csat.of(conversation_id)}
+    # what features add: the customer on other channels (`person`), the first response's
+    # SLA deadline (`sla_due_at`), the satisfaction rating (`csat`)
+    for feature in hub.features:
+        view.update(await feature.details(conversation))
+    return view
 
 
 @router.get("/conversations/{conversation_id}/messages")

@@ -10,9 +10,7 @@ from typing import Annotated, Any
 from fastapi import HTTPException, Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from hub.conversations import message_view
 from hub.messages import Status
-from hub.store import Agent, ConversationRow
 
 # Row ids are INTEGER columns (PostgreSQL's int4): a larger number names no row, and would fail
 # in the database driver (a 500) rather than be looked up, so it is refused as input (422).
@@ -79,53 +77,6 @@ class LabelsBody(Body):
             if label not in cleaned:
                 cleaned.append(label)
         return cleaned
-
-
-def agent_view(agent: Agent | None) -> dict[str, Any] | None:
-    if agent is None:
-        return None
-    return {
-        "id": agent.id,
-        "email": agent.email,
-        "name": agent.name,
-        "role": agent.role,
-        "teams": agent.teams,
-        "presence": agent.presence,
-        "capacity": agent.capacity,
-        "active": agent.active,
-        "language": agent.language,
-    }
-
-
-def conversation_view(row: ConversationRow, agents: dict[int, Agent]) -> dict[str, Any]:
-    c, contact = row.conversation, row.contact
-
-    def when(value: datetime | None) -> str | None:
-        return value.isoformat() if value else None
-
-    return {
-        "id": c.id,
-        "status": str(c.status),
-        "channel": c.channel,
-        "contact": {
-            "id": contact.id,
-            "external_id": contact.external_id,
-            "name": contact.name,
-            "language": contact.language,
-        },
-        "assignee": agent_view(agents.get(c.assignee_id)) if c.assignee_id else None,
-        "team": c.team,
-        "labels": c.labels,
-        "priority": c.priority,
-        "language": c.language,
-        "handoff": c.handoff,
-        "last_message": message_view(row.last_message) if row.last_message else None,
-        "last_message_at": when(c.last_message_at),
-        "created_at": when(c.created_at),
-        "first_response_at": when(c.first_response_at),
-        "resolved_at": when(c.resolved_at),
-        "snooze_until": when(c.snooze_until),
-    }
 
 
 # ---- NLU parse API (`POST /api/v1/nlu/parse`, Rasa's `/model/parse` shape) ----------------

@@ -1,7 +1,10 @@
 """Persistence: SQLModel tables, the async store, Alembic migrations."""
 
+from hub.store.agents import LastAdminError
+from hub.store.conversations import StatusChanged
 from hub.store.cursors import CursorError
 from hub.store.database import Database
+from hub.store.messages import Draft
 from hub.store.migrate import migrate
 from hub.store.models import (
     Agent,
@@ -15,16 +18,9 @@ from hub.store.models import (
     NluExample,
     Team,
 )
-from hub.store.store import (
-    ConversationFilter,
-    ConversationRow,
-    Draft,
-    LastAdminError,
-    StatusChanged,
-    Store,
-    Visibility,
-)
+from hub.store.store import Store
 from hub.store.tokens import ApiTokens
+from hub.store.visibility import ConversationFilter, ConversationRow, Visibility
 
 __all__ = [
     "Agent",

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_
 
 
 class CursorError(ValueError):
@@ -20,3 +23,11 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         return datetime.fromisoformat(when), int(ident)
     except (ValueError, UnicodeDecodeError) as e:
         raise CursorError("invalid cursor") from e
+
+
+def older_than(cursor: str, when: Any, ident: Any) -> Any:
+    """The rows after the one `cursor` names in newest-first order (`when` then `ident`,
+    descending): older, or as old with a smaller id. Raises CursorError for a cursor this
+    store did not hand out."""
+    at, last = decode_cursor(cursor)
+    return or_(when < at, (when == at) & (ident < last))

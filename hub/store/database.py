@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from hub.files import create_private
+from hub.ops.files import create_private
 from hub.ports import Unavailable
 
 T = TypeVar("T")

@@ -45,7 +45,7 @@ class Agent(SQLModel, table=True):
     language: str | None = Field(default=None, max_length=16)  # the inbox's language (zh, en)
     active: bool = True
     # in each login token (claim `ver`); a password change or reset, or deactivation, bumps it:
-    # every token issued before stops working (hub.auth)
+    # every token issued before stops working (hub.core.auth)
     token_version: int = 0
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
@@ -100,7 +100,7 @@ class Message(SQLModel, table=True):
     reply_to_id: int | None = Field(default=None, foreign_key="message.id", index=True)
     private: bool = False
     # a customer message whose bot turn has not finished (a crash mid-turn leaves it True;
-    # hub.pipeline.Pipeline.recover takes the turn again)
+    # hub.core.pipeline.Pipeline.recover takes the turn again)
     turn_pending: bool = Field(default=False, index=True)
     delivery: Delivery | None = Field(default=None, sa_type=String(16), index=True)
     delivery_error: str | None = None
@@ -146,7 +146,7 @@ class ChannelState(SQLModel, table=True):
 
 class Webhook(SQLModel, table=True):
     """An outgoing webhook subscription: the hub's events of the subscribed types are POSTed to
-    `url`, signed with `secret` (hub/webhooks.py)."""
+    `url`, signed with `secret` (hub/features/webhooks/sender.py)."""
 
     id: int | None = Field(default=None, primary_key=True)
     url: str = Field(max_length=2048)

@@ -19,18 +19,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from sqlalchemy import or_, update
 from sqlmodel import Session, col, select
 
 from hub.messages import Verified
-from hub.store.cursors import decode_cursor, encode_cursor
+from hub.store.cursors import encode_cursor, older_than
 from hub.store.database import Database
 from hub.store.models import Contact, Conversation, Message
-
-if TYPE_CHECKING:  # hub.store.store imports this module
-    from hub.store.store import Visibility
+from hub.store.visibility import Visibility
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 _PHONE_SEPARATORS = re.compile(r"[\s\-.()/]")
@@ -185,13 +182,7 @@ class People:
         if visible_to is not None:
             query = query.where(visible_to.clause())
         if cursor:
-            when, ident = decode_cursor(cursor)
-            query = query.where(
-                or_(
-                    col(Message.created_at) < when,
-                    (col(Message.created_at) == when) & (col(Message.id) < ident),
-                )
-            )
+            query = query.where(older_than(cursor, col(Message.created_at), col(Message.id)))
         query = query.order_by(col(Message.created_at).desc(), col(Message.id).desc())
         rows = await self.db.run(lambda s: list(s.exec(query.limit(limit + 1)).all()), write=False)
         more = len(rows) > limit

@@ -1,4 +1,4 @@
-"""Agents' login tokens (JWTs, hub.auth): who a token belongs to, and the ones revoked.
+"""Agents' login tokens (JWTs, hub.core.auth): who a token belongs to, and the ones revoked.
 
 A token names its agent and the agent's `token_version` when it was issued: bumping the
 version (a password change or reset, deactivation: `Store.update_agent`) revokes all of the

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from channels.registry import channel_types
 from hub.app import create_app
-from hub.settings import ChannelConfig, Settings
+from hub.ops.settings import ChannelConfig, Settings
 from nlu import IntentClassifier
 from tests.test_channels.kits import FakeApi, Kit, Request, kits
 

@@ -14,8 +14,8 @@ from channels.base import Channel, ChannelConfigError
 from channels.registry import build_channels, channel_types
 from hub.app import create_app
 from hub.messages import Event, Inbound, Outbound
+from hub.ops.settings import SettingsError
 from hub.ports import Capabilities
-from hub.settings import SettingsError
 from tests.conftest import make_settings
 
 TYPES = channel_types()
@@ -122,7 +122,7 @@ def test_a_channel_missing_its_credentials_is_reported_and_the_others_serve(
 def test_the_shipped_config_yaml_builds_every_platform_channel_once_enabled(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from hub.settings import load_settings
+    from hub.ops.settings import load_settings
 
     shipped = Path(__file__).resolve().parents[2] / "config.yaml"
     text = shipped.read_text(encoding="utf-8")

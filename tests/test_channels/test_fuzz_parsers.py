@@ -27,10 +27,10 @@ from channels.email.channel import EmailChannel
 from channels.email.content import ParsedMail, _parse, parse_mail
 from channels.email.quotes import reply_text
 from channels.rest import RestMessage
-from channels.web import _frames
+from channels.web.frames import _frames
 from channels.wechat import Malformed, encrypted_part, normalize, parse, signature
 from flows import FlowEngine
-from hub.settings import ChannelConfig
+from hub.ops.settings import ChannelConfig
 from nlu import IntentClassifier
 from tests.conftest import client_for, make_settings, migrated_sqlite
 from tests.fuzzing import fuzz
@@ -341,16 +341,26 @@ wechat_inputs = st.one_of(
 @fuzz(300)
 @given(xml=wechat_inputs)
 def test_wechat_parse_raises_only_malformed(xml: str) -> None:
+    """What is taken is read as the XML says: its sender, and a text message's words."""
     try:
         message = parse(xml)
     except Malformed:
         return
+    fields = xmltodict.parse(xml)["xml"]  # the XML's elements, read on their own
+    assert message.source == fields["FromUserName"]
     try:
-        normalize(message, WX, "/greet")
+        inbound = normalize(message, WX, "/greet").inbound
     except ValueError:  # documented: unreadable numbers (location) are a 400
         pass
-    with contextlib.suppress(Malformed):
-        encrypted_part(xml)
+    else:
+        assert (inbound.channel, inbound.sender_id) == (WX, fields["FromUserName"])
+        if message.type == "text":
+            assert inbound.text == (fields.get("Content") or ""), fields
+    try:
+        encrypt = encrypted_part(xml)
+    except Malformed:
+        return
+    assert encrypt == fields["Encrypt"]
 
 
 def wechat_post(name: str, body: bytes, aes: bool) -> dict[str, Any]:
@@ -556,15 +566,33 @@ web_frames = st.one_of(
     st.text(max_size=100),
 )
 SENTINEL = json.dumps({"type": "resume", "after": "sentinel"})
+typed = st.builds(  # what a customer types, in the widget's message frame
+    lambda text, client_id: json.dumps({"type": "message", "client_id": client_id, "text": text}),
+    texts,
+    st.none() | st.sampled_from(["c-1", "c-2"]),
+)
 
 
 @fuzz(300)
-@given(raw=web_frames)
+@given(raw=web_frames | typed)
 def test_web_frames_validate_or_are_refused(raw: str) -> None:
+    """The widget's own frames are taken; a frame taken carries what the customer wrote or
+    pressed as it was sent."""
     from pydantic import ValidationError
 
-    with contextlib.suppress(json.JSONDecodeError, ValidationError):
-        _frames.validate_python(json.loads(raw))
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError:
+        return
+    try:
+        frame = _frames.validate_python(data)
+    except ValidationError:
+        assert data not in VALID_FRAMES, data
+        return
+    assert frame.type == data["type"]
+    for field in ("text", "client_id", "payload", "title"):
+        if field in data and hasattr(frame, field):
+            assert getattr(frame, field) == data[field], (field, data)
 
 
 @fuzz(30)
@@ -630,10 +658,37 @@ rest_bodies = st.one_of(
 @fuzz(300)
 @given(body=rest_bodies)
 def test_rest_body_validates_or_is_refused(body: bytes) -> None:
+    """Rasa's body (a sender of 1-255 characters, a message of at most 10,000) is taken, as
+    sent; what is taken is what the body says."""
     from pydantic import ValidationError
 
-    with contextlib.suppress(ValidationError):
-        RestMessage.model_validate_json(body)
+    try:
+        message = RestMessage.model_validate_json(body)
+    except ValidationError:
+        assert not plain_rest_body(body), body
+        return
+    data = json.loads(body)
+    assert (message.sender, message.message) == (data["sender"], data["message"])
+    assert message.metadata == data.get("metadata")
+
+
+def plain_rest_body(body: bytes) -> bool:
+    """A JSON object with a sender and a message of the allowed lengths and no metadata, and
+    no lone surrogate (\\ud800) anywhere, which the REST channel refuses as invalid JSON."""
+    try:
+        data = json.loads(body)
+        json.dumps(data, ensure_ascii=False).encode()
+    except ValueError:  # not JSON, or a lone surrogate (UnicodeEncodeError)
+        return False
+    if not isinstance(data, dict) or data.get("metadata") is not None:
+        return False
+    sender, text = data.get("sender"), data.get("message")
+    return (
+        isinstance(sender, str)
+        and 1 <= len(sender) <= 255
+        and isinstance(text, str)
+        and len(text) <= 10_000
+    )
 
 
 @fuzz(40)

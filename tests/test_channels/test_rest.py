@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from hub.ratelimit import MemoryRateLimiter
+from hub.ops.ratelimit import MemoryRateLimiter
 from tests.test_channels.conftest import MakeHub
 from tests.test_channels.support import (
     NOTICE_EN,

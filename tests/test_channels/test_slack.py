@@ -21,10 +21,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from slack_sdk.signature import SignatureVerifier
 
-from channels.base import ChannelConfigError
+from channels.base import ChannelConfigError, DeliveryError
 from channels.slack import (
     SECTION_LIMIT,
-    DeliveryError,
     Place,
     SeenEvents,
     SlackChannel,

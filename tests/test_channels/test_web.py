@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketTestSession
 from starlette.websockets import WebSocketDisconnect
 
-from hub.ratelimit import MemoryRateLimiter
-from hub.settings import Settings
+from hub.ops.ratelimit import MemoryRateLimiter
+from hub.ops.settings import Settings
 from tests.test_channels.conftest import MakeHub
 from tests.test_channels.support import (
     NOTICE_EN,

@@ -463,6 +463,7 @@ async def test_a_flow_runs_the_action_and_uses_its_slots(
     tmp_path: Path, where: str, request: pytest.FixtureRequest
 ) -> None:
     from flows import FlowEngine, load_flows
+    from hub.bot.files import HUB_WORDS
     from hub.messages import Understanding
     from hub.ports import TurnContext
 
@@ -472,7 +473,7 @@ async def test_a_flow_runs_the_action_and_uses_its_slots(
         if where == "in_process"
         else HttpActions(request.getfixturevalue("action_server"), timeout=5)
     )
-    engine = FlowEngine(load_flows(tmp_path), "en", runner)
+    engine = FlowEngine(load_flows(tmp_path), "en", runner, words=HUB_WORDS)
 
     def turn(text: str, intent: str | None = None) -> TurnContext:
         u = Understanding(text=text, intent=intent, confidence=1.0)

@@ -1,5 +1,6 @@
-"""Conversation tests (`kefu test`): the file format with path:line:column errors, the matching
-of `bot:` lines, the readable failure report, and the command on a small bot folder."""
+"""Conversation tests (`kefu test`): the file format with path:line:column errors
+(flows/convtest.py), the matching of `bot:` lines, the readable failure report, and the command
+on a small bot folder (the runner: hub/testing/convtest.py)."""
 
 from __future__ import annotations
 
@@ -9,19 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from flows.convtest import (
-    ConversationTest,
-    ConversationTestError,
-    format_report,
-    format_result,
-    load_tests,
-    run_test,
-    run_tests,
-    summary,
-)
+from flows.convtest import ConversationTest, ConversationTestError, load_tests
 from hub.cli import main
 from hub.messages import Button, Outbound, Sender, Status
-from hub.settings import Settings
+from hub.ops.settings import Settings
+from hub.testing.convtest import format_report, format_result, run_test, run_tests, summary
 from nlu import IntentClassifier
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,6 +8,7 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +17,15 @@ import uvicorn
 from fastapi import FastAPI, Request
 
 from flows import FlowEngine, FlowFailure, load_flows
-from flows.engine import json_path
+from flows.calls import json_path
+from hub.bot.files import HUB_WORDS
 from hub.messages import Understanding
-from hub.ports import FlowResult, TurnContext
+from hub.ports import FlowResult, HubWords, TurnContext
 
 
 def engine_for(tmp_path: Path, text: str, language: str = "en") -> FlowEngine:
     (tmp_path / "flows.yml").write_text(text, encoding="utf-8")
-    return FlowEngine(load_flows(tmp_path), language)
+    return FlowEngine(load_flows(tmp_path), language, words=HUB_WORDS)
 
 
 def turn(
@@ -175,12 +177,84 @@ async def test_cancel_leaves_the_flow(tmp_path: Path, word: str) -> None:
     assert await chat.say("12345678") == []  # no flow waits for it any more
 
 
+LENT = """\
+flows:
+  order:
+    trigger: {intents: [order]}
+    interruptible: true
+    steps:
+      - ask: order_id
+        say: "Which order?"
+        validate: '^\\d+$'
+      - say: {knowledge: "{{ slots.order_id }}"}
+  hours:
+    trigger: {intents: [hours]}
+    steps:
+      - say: "We are open 9-18."
+"""
+
+
+class OneEntry:
+    """A knowledge base that confidently knows order 42 only."""
+
+    @dataclass(frozen=True)
+    class Hit:
+        entry: str
+        score: float = 1.0
+        confident: bool = True
+
+    def search(self, query: str, k: int = 5, language: str | None = None) -> list[Hit]:
+        return [self.Hit("entry-42")] if query == "42" else []
+
+
+async def test_the_hubs_own_words_are_the_ones_it_lends(tmp_path: Path) -> None:
+    """The engine's built-in sentences, its cancel words and how it says a knowledge entry
+    come from the HubWords it is given, with the reply language and the bot's default."""
+    words = HubWords(
+        text=lambda key, language, default: f"<{key} {language}/{default}>",
+        is_cancel=lambda u: u.text == "enough",
+        entry_text=lambda entry, language, default: f"<{entry} {language}/{default}>",
+    )
+    (tmp_path / "flows.yml").write_text(LENT, encoding="utf-8")
+    chat = Chat(FlowEngine(load_flows(tmp_path), "zh", knowledge=OneEntry(), words=words))
+    await chat.say("my order", "order")
+    assert await chat.say("abc") == ["<invalid_answer en/zh>", "Which order?"]
+    assert await chat.say("hours?", "hours") == [
+        "We are open 9-18.",
+        "<resume en/zh>",
+        "Which order?",
+    ]
+    assert await chat.say("cancel") == ["<invalid_answer en/zh>", "Which order?"]
+    assert await chat.say("enough") == ["<cancelled en/zh>"]
+    assert chat.state == {}
+    await chat.say("my order", "order")
+    assert await chat.say("42") == ["<entry-42 en/zh>"]
+    await chat.say("my order", "order")
+    assert await chat.say("7", language="fr") == ["<knowledge_not_found fr/zh>"]
+
+
+@pytest.mark.parametrize(
+    ("language", "said"),
+    [
+        ("en", "Sorry, that doesn't look right."),
+        ("zh", "抱歉，您的回答格式不对。"),
+        ("fr", "Sorry, that doesn't look right."),
+    ],
+)
+async def test_an_answer_that_does_not_fit_without_on_invalid(
+    tmp_path: Path, language: str, said: str
+) -> None:
+    chat = Chat(engine_for(tmp_path, LENT))
+    await chat.say("my order", "order", language=language)
+    assert await chat.say("abc", language=language) == [said, "Which order?"]
+
+
 async def test_state_survives_a_new_engine(tmp_path: Path) -> None:
     """A restart: the saved JSON state and a freshly loaded engine go on at the same step."""
     chat = Chat(engine_for(tmp_path, RETURNS))
     await chat.say("return", "returns")
     await chat.say("12345678")
-    chat.engine = FlowEngine(load_flows(tmp_path), "en")
+    chat.engine = FlowEngine(load_flows(tmp_path), "en", words=HUB_WORDS)
     assert await chat.say("too small") == ["Your email?"]
 
 

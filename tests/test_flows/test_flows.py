@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from flows import FlowEngine, FlowError, load_flows
+from hub.bot.files import HUB_WORDS
 from hub.messages import Understanding
 from hub.ports import TurnContext
 
@@ -119,7 +120,7 @@ flows:
     steps: [{say: intent}]
 """,
     )
-    engine = FlowEngine(load_flows(tmp_path), "en")
+    engine = FlowEngine(load_flows(tmp_path), "en", words=HUB_WORDS)
     assert (await engine.run({}, turn("refund my order", "returns"))).replies[0].text == "intent"
     assert (await engine.run({}, turn("a REFUND for my order"))).replies[0].text == "keyword"
     assert (await engine.run({}, turn("my order"))).replies[0].text == "regex"
@@ -142,7 +143,7 @@ flows:
       - say: never said
 """,
     )
-    engine = FlowEngine(load_flows(tmp_path), "zh")
+    engine = FlowEngine(load_flows(tmp_path), "zh", words=HUB_WORDS)
     result = await engine.run({}, turn("where", "lost", "zh", order_id="123456"))
     assert [r.text for r in result.replies] == ["订单 123456 丢失了。"]
     assert result.replies[0].buttons[0].title == "转人工"
@@ -167,7 +168,7 @@ flows:
       - say: "{{ message.__class__.__mro__[1].__subclasses__() }}"
 """,
     )
-    engine = FlowEngine(load_flows(tmp_path), "en")
+    engine = FlowEngine(load_flows(tmp_path), "en", words=HUB_WORDS)
     from jinja2.exceptions import SecurityError
 
     with pytest.raises(SecurityError):

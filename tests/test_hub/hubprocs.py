@@ -205,8 +205,8 @@ class Cluster:
 def trained_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo bot's NLU model, trained once: every hub process started by a test loads it
     instead of training its own."""
-    from hub.app import train_classifier
-    from hub.settings import load_settings
+    from hub.bot import train_classifier
+    from hub.ops.settings import load_settings
 
     data = tmp_path_factory.mktemp("models")
     settings = load_settings(ROOT / "config.yaml").model_copy(update={"data_dir": data})

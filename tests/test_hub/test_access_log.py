@@ -1,7 +1,7 @@
 """Access logs carry no credentials and no customer ids: the values of sensitive query
 parameters (WeChat's signature, timestamp, nonce, echostr and openid; the widget's visitor and
 token; tokens, hashes, emails and phones) are masked in uvicorn's access lines and its
-WebSocket lines, the path and the other parameters still readable (hub/redact.py)."""
+WebSocket lines, the path and the other parameters still readable (hub/ops/redact.py)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ import uvicorn
 
 from flows import FlowEngine
 from hub.app import create_app
-from hub.logs import handler
-from hub.redact import mask_query, redact
+from hub.ops.logs import handler
+from hub.ops.redact import mask_query, redact
 from nlu import IntentClassifier
 from tests.conftest import make_settings
 from tests.test_channels import kit_wechat
@@ -93,7 +93,7 @@ def test_uvicorns_own_formatters_still_format_the_masked_lines() -> None:
     (masked one by one) instead of dropping them."""
     from uvicorn.logging import AccessFormatter, DefaultFormatter
 
-    from hub.redact import pii_filter
+    from hub.ops.redact import pii_filter
 
     path = f"/channels/web/ws?visitor={VISITOR}&token={VISITOR_TOKEN}"
     access = uvicorn_record(

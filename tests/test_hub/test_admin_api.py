@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from flows import FlowEngine
-from hub.settings import ChannelConfig, Settings
+from hub.ops.settings import ChannelConfig, Settings
 from nlu import IntentClassifier
 from tests.conftest import SHOP, client_for, create_agent, login, make_settings
 from tests.test_hub.test_api import customer_says

@@ -16,9 +16,9 @@ from fastapi.testclient import TestClient
 
 from flows import FlowEngine
 from hub.app import create_app
-from hub.automations import within
-from hub.automations_config import AutomationError, TimeCondition, load_automations
-from hub.settings import Settings
+from hub.features.automations.rules import AutomationError, TimeCondition, load_automations
+from hub.features.automations.runner import within
+from hub.ops.settings import Settings
 from nlu import IntentClassifier
 from tests.conftest import SHOP, client_for, create_agent, login, make_settings
 from tests.test_hub.test_admin_api import conversation_id, wait_for

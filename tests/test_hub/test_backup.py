@@ -9,13 +9,18 @@ import tarfile
 import uuid
 from pathlib import Path
 
-import pytest
-
 from flows import FlowEngine
 from hub.store import Database, Store
 from hub.testing import TestBot
 from nlu import IntentClassifier
-from tests.conftest import PG_ADMIN, _pg_clone, _pg_execute, make_settings, migrated_sqlite
+from tests.conftest import (
+    PG_ADMIN,
+    _pg_clone,
+    _pg_execute,
+    make_settings,
+    migrated_sqlite,
+    need,
+)
 from tests.test_hub.test_cli import kefu
 
 
@@ -99,8 +104,9 @@ def test_restore_refuses_what_is_not_a_backup(tmp_path: Path) -> None:
 async def test_postgresql_backup_restores_into_another_database(
     pg_template: str, tmp_path: Path, classifier: IntentClassifier, flows: FlowEngine
 ) -> None:
-    if shutil.which("pg_dump") is None or shutil.which("pg_restore") is None:
-        pytest.skip("pg_dump/pg_restore not on PATH")
+    missing = [tool for tool in ("pg_dump", "pg_restore") if shutil.which(tool) is None]
+    if missing:
+        need("/".join(missing), "not on PATH (Debian: postgresql-client-15)")
     source, source_url = await asyncio.to_thread(_pg_clone, pg_template)
     target = f"kefu_restore_{uuid.uuid4().hex[:8]}"
     await _pg_execute(f'CREATE DATABASE "{target}"')

@@ -4,6 +4,7 @@ and the hot reload of a running hub's bot files."""
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -14,7 +15,7 @@ from channels.base import Capabilities
 from channels.memory import MemoryChannel
 from channels.registry import register
 from hub.app import create_app
-from hub.settings import ChannelConfig, Settings
+from hub.ops.settings import ChannelConfig, Settings
 from hub.testing import TestBot
 from tests.conftest import make_settings
 
@@ -222,7 +223,7 @@ async def test_reload_applies_the_bot_section_of_a_changed_config_file(
 ) -> None:
     import os
 
-    from hub.settings import load_settings
+    from hub.ops.settings import load_settings
 
     config = tmp_path / "config.yaml"
     config.write_text(f"bot: {{path: {bot_folder}, language: en, reload: false}}\n", "utf-8")
@@ -252,7 +253,7 @@ async def test_a_cancel_word_stops_the_flow_even_if_read_as_a_handoff_intent(
 
     async with TestBot.running(bot_settings) as bot:
         await bot.press("/returns")
-        bot.hub.pipeline.classifier = SaysHuman()  # type: ignore[assignment]
+        bot.hub.pipeline.bot = replace(bot.hub.pipeline.bot, classifier=SaysHuman())
         assert [m.text for m in await bot.say("stop")] == ["OK, I've stopped that."]
         assert await bot.status() == "bot"
         await bot.say("please, a person")

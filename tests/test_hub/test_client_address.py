@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from flows import FlowEngine
 from hub.app import create_app
-from hub.settings import Settings
+from hub.ops.settings import Settings
 from nlu import IntentClassifier
 from tests.conftest import create_agent, login
 

@@ -1,4 +1,4 @@
-"""The Redis pieces several hub processes share (hub/cluster.py), against the real Redis: two
+"""The Redis pieces several hub processes share (hub/ops/cluster.py), against the real Redis: two
 instances of each stand for two processes."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from hub.bus import SubscriberLagged
-from hub.cluster import RedisBus, RedisClaims, RedisLocks, RedisPacer, connect
+from hub.core.bus import SubscriberLagged
 from hub.messages import Event
+from hub.ops.cluster import RedisBus, RedisClaims, RedisLocks, RedisPacer, connect
 from tests.test_hub.hubprocs import REDIS, free_port, redis_up
 
 

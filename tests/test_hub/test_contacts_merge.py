@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from flows import FlowEngine
 from hub.messages import Inbound, Verified
-from hub.settings import Settings
+from hub.ops.settings import Settings
 from hub.store.persons import normalize_email, normalize_phone
 from nlu import IntentClassifier
 from tests.conftest import client_for, create_agent, login, make_settings

@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from flows import FlowEngine
-from hub.csat import payload, score_of
+from hub.features.csat.survey import payload, score_of
 from hub.messages import Inbound, utcnow
 from nlu import IntentClassifier
 from tests.conftest import client_for, create_agent, login, make_settings

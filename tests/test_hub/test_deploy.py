@@ -9,7 +9,7 @@ import re
 
 import yaml
 
-from hub.settings import Settings
+from hub.ops.settings import Settings
 from tests.conftest import ROOT
 
 

@@ -1,4 +1,4 @@
-"""The fallback chain (hub/fallback.py): knowledge answer with "Did this help?", then "did you
+"""The fallback chain (hub/core/fallback.py): knowledge answer with "Did this help?", then "did you
 mean" buttons, then a handoff with the unanswered questions. A knowledge base stands in for
 knowledge.KnowledgeBase (the real one is tested in tests/test_knowledge/)."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from hub.fallback import HELPED, NOT_HELPED, Fallback, helped, not_helped
+from hub.core.fallback import HELPED, NOT_HELPED, Fallback, helped, not_helped
 from hub.messages import Understanding
 from hub.ports import TurnContext
 

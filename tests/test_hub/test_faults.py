@@ -29,7 +29,7 @@ import yaml
 from sqlalchemy.engine import make_url
 
 from channels.telegram import SECRET_HEADER
-from hub.cluster import RedisLocks, connect
+from hub.ops.cluster import RedisLocks, connect
 from tests.conftest import ROOT
 from tests.test_channels.fake_telegram import FakeTelegram, running_fake
 from tests.test_channels.kit_telegram import SECRET, TOKEN, text_update

@@ -17,7 +17,7 @@ from schemathesis.checks import not_a_server_error
 
 from flows import FlowEngine
 from hub.app import create_app
-from hub.auth import issue_token
+from hub.core.auth import issue_token
 from nlu import IntentClassifier
 from tests.conftest import client_for, create_agent, login, make_settings, migrated_sqlite
 from tests.fuzzing import fuzz

@@ -1,4 +1,4 @@
-"""Business hours and first-response SLAs (hub/hours.py, hub/sla.py): the calendar on its own
+"""Business hours and first-response SLAs (hub/features/hours/hours.py, hub/features/hours/sla.py): the calendar on its own
 (weekends, holidays, 调休 working days, time zones, a DST change), configuration errors at
 load, and through the real API with an injected clock: a handoff outside hours tells the
 customer when humans are back, an SLA breach reaches an agent's events socket once, and the
@@ -18,8 +18,9 @@ from sqlalchemy import update
 
 from flows import FlowEngine
 from hub.cli import main as kefu
-from hub.hours import AFTER_HOURS, Calendar, Hours, HoursSettings, Schedule, when_back
-from hub.settings import Settings, SettingsError, load_settings
+from hub.features.hours.hours import AFTER_HOURS, Calendar, Hours, when_back
+from hub.ops.hours_settings import HoursSettings, Schedule
+from hub.ops.settings import Settings, SettingsError, load_settings
 from hub.store.models import AuditLog
 from nlu import IntentClassifier
 from tests.conftest import SHOP, client_for, create_agent, login

@@ -22,9 +22,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hub.app import create_app
-from hub.logs import handler
+from hub.ops.logs import handler
+from hub.ops.settings import Settings
 from hub.ports import FlowResult, TurnContext
-from hub.settings import Settings
 from nlu import IntentClassifier
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -156,7 +156,7 @@ def test_the_request_id_in_the_response_is_the_one_in_the_logs(
     failures = [line for line in lines(json_logs) if line["message"].startswith("flow failed")]
     assert [f["request_id"] for f in failures] == ["req-42", generated]
     first = failures[0]
-    assert first["logger"] == "hub.pipeline" and first["level"] == "ERROR"
+    assert first["logger"] == "hub.core.pipeline" and first["level"] == "ERROR"
     assert first["message"] == f"flow failed in conversation {first['conversation_id']}"
     assert "RuntimeError: the order service is down" in first["exc_info"]
     assert failures[1]["conversation_id"] != first["conversation_id"]

@@ -6,8 +6,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hub.messages import Inbound
+from hub.ops.settings import Settings
 from hub.ports import MediaTooLarge
-from hub.settings import Settings
 from hub.testing import TestBot
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from hub.media import TYPES, decide
+from hub.core.media import TYPES, decide
 
 SCRIPT = b"<script>localStorage.pwned = localStorage.getItem('kefu.admin.token')</script>"
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"

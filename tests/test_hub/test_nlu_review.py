@@ -17,8 +17,8 @@ import yaml
 from fastapi.testclient import TestClient
 
 from flows import FlowEngine
+from hub.features.nlu_review.review import rasa_yaml, read_labeled, with_labeled
 from hub.messages import utcnow
-from hub.nlu_review import rasa_yaml, read_labeled, with_labeled
 from nlu import IntentClassifier, TrainingData
 from tests.conftest import (
     SHOP,

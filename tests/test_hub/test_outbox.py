@@ -10,8 +10,8 @@ from channels.base import Capabilities, Channel
 from channels.registry import register
 from hub.app import Hub
 from hub.messages import Delivery, Inbound, Outbound, Reply, Sender
+from hub.ops.settings import ChannelConfig, Settings
 from hub.ports import DeliveryError
-from hub.settings import ChannelConfig, Settings
 from hub.testing import TestBot
 
 
@@ -80,6 +80,32 @@ async def test_a_permanent_failure_is_stored_for_the_agent(settings, classifier,
         assert any(e.type == "message.delivery" and e.data["delivery"] == "failed" for e in events)
 
 
+async def test_a_platform_that_keeps_failing_is_given_up_on_after_the_attempts(
+    settings, classifier, flows
+) -> None:  # type: ignore[no-untyped-def]
+    """Retryable failures are retried `attempts` times (5), not forever: then the message is
+    failed with the last error, and a platform that would take the sixth try never gets it."""
+    Flaky.failures[:] = [DeliveryError(f"502 from platform (try {n})") for n in range(1, 8)]
+    Flaky.delivered.clear()
+    async with TestBot.running(with_flaky(settings), classifier, flows) as bot:
+        bot.hub.outbox.backoff = lambda n: 0.01
+        feed = bot.hub.bus.subscribe()
+        conversation_id = await customer_says(bot.hub, "u4", "hello")
+        reply = (await bot.hub.store.messages(conversation_id))[-1]
+        assert reply.sender_type == Sender.BOT
+        assert (reply.delivery, reply.delivery_error) == (
+            Delivery.FAILED,
+            "502 from platform (try 5)",
+        )
+        assert reply.attempts == 5
+        assert Flaky.delivered == [] and len(Flaky.failures) == 2  # tries 6 and 7 never made
+        events = []
+        while not feed.queue.empty():
+            events.append(feed.queue.get_nowait())
+        failed = [e for e in events if e.type == "message.delivery" and e.data["id"] == reply.id]
+        assert [e.data["delivery"] for e in failed] == ["failed"]
+
+
 async def test_queued_messages_are_sent_after_a_restart(settings, classifier, flows) -> None:  # type: ignore[no-untyped-def]
     Flaky.failures[:] = []
     Flaky.delivered.clear()
@@ -113,7 +139,7 @@ class Paced(Channel):
 
         if message.text in self.throttle_once:
             self.throttle_once.discard(message.text)
-            raise DeliveryError("429 Too Many Requests", retry_after=0.3)
+            raise DeliveryError("429 Too Many Requests", retry_after=0.6)
         self.sends.append((time.monotonic(), message.recipient_id, message.text))
 
 
@@ -130,6 +156,7 @@ async def test_pacing_per_recipient_order_and_retry_after(settings, classifier, 
     )
     async with TestBot.running(settings, classifier, flows) as bot:
         hub = bot.hub
+        hub.outbox.backoff = lambda n: 3.0  # far from the 429's retry_after: which one was waited
         conversations = {}
         for who in ("a", "b"):
             await hub.receive(Inbound(channel="p", sender_id=who, text="/greet"))
@@ -153,7 +180,9 @@ async def test_pacing_per_recipient_order_and_retry_after(settings, classifier, 
     gaps_b = [y - x for x, y in zip(times["b"], times["b"][1:], strict=False)]
     assert all(g >= 0.19 for g in gaps_b), gaps_b  # one per 0.2 s for a recipient
     gaps_a = [y - x for x, y in zip(times["a"], times["a"][1:], strict=False)]
-    assert gaps_a[0] >= 0.29, gaps_a  # a2 waited out the 429's retry_after
+    # a2 was tried 0.2 s after a1 and got the 429: it waited out its retry_after (0.6 s, so
+    # 0.8 s after a1), not the backoff (3 s), nor just the next pacing slot (0.4 s after a1)
+    assert 0.7 <= gaps_a[0] < 2.5, gaps_a
     assert times["b"][0] - started < 0.15  # b doesn't wait for a's pacing
 
 

@@ -15,7 +15,7 @@ from sqlmodel import select
 
 from flows import FlowEngine
 from hub.messages import Attachment, Inbound, Kind, utcnow
-from hub.settings import Settings, SettingsError, load_settings
+from hub.ops.settings import Settings, SettingsError, load_settings
 from hub.store import AuditLog, Database
 from nlu import IntentClassifier
 from tests.conftest import client_for, create_agent, login, make_settings

@@ -1,6 +1,6 @@
-"""Rate limits of the public endpoints (hub/ratelimit.py): a sliding window per key, in the
+"""Rate limits of the public endpoints (hub/ops/ratelimit.py): a sliding window per key, in the
 process or in Redis (shared by the hub's processes), and the `limits:` settings; the tokens
-that prove a widget visitor (hub/senders.py)."""
+that prove a widget visitor (hub/core/senders.py)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import yaml
 
-from hub.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter, rate_limiter
-from hub.senders import SenderTokens
-from hub.settings import LimitSettings, Rate, Settings, SettingsError, load_settings
+from hub.core.senders import SenderTokens
+from hub.ops.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter, rate_limiter
+from hub.ops.settings import LimitSettings, Rate, Settings, SettingsError, load_settings
 from tests.conftest import need
 
 REDIS = os.environ.get("KEFU_TEST_REDIS", "redis://127.0.0.1:6379/11")

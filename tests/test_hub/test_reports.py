@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from flows import FlowEngine
-from hub.reports import BadWindow, percentile, window
+from hub.features.reports.summary import BadWindow, percentile, window
 from hub.store import Conversation
 from nlu import IntentClassifier
 from tests.conftest import client_for, create_agent, login, make_settings
@@ -65,7 +65,7 @@ def report(client: TestClient, auth: dict[str, str], **params: str) -> dict[str,
 def make_history(client: TestClient, admin: dict[str, str]) -> dict[str, int]:
     """alice: greeted, then not understood (the bot alone); bob: order status, then asks for a
     human, whom lin answers 90 s after the handover and resolves an hour after the start, and
-    rates 4 when asked (hub/csat.py); carol: not understood twice, so the bot hands over; a web visitor: opening hours."""
+    rates 4 when asked (hub/features/csat/survey.py); carol: not understood twice, so the bot hands over; a web visitor: opening hours."""
     customer_says(client, "alice", "hello")
     customer_says(client, "alice", "what is the meaning of life")
     customer_says(client, "bob", "where is my order")

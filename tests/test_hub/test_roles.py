@@ -14,7 +14,7 @@ from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 
 from flows import FlowEngine
-from hub.settings import Settings
+from hub.ops.settings import Settings
 from nlu import IntentClassifier
 from tests.conftest import client_for, create_agent, login
 from tests.test_hub.test_admin_api import conversation_id, wait_for

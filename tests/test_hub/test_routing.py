@@ -1,4 +1,4 @@
-"""Auto-assignment and the queue (hub/routing.py), through the real API on SQLite and
+"""Auto-assignment and the queue (hub/features/routing/assignment.py), through the real API on SQLite and
 PostgreSQL: round robin among online agents of a team with room, the queue and what its
 customers are told, reassignment when an agent goes offline, and rounds that run at once."""
 
@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from flows import FlowEngine
 from hub.messages import Status
-from hub.settings import Settings
+from hub.ops.settings import Settings
 from hub.testing import TestBot
 from nlu import IntentClassifier
 from tests.conftest import client_for, create_agent, login, make_settings
@@ -233,7 +233,7 @@ async def test_rounds_at_once_never_assign_twice_nor_past_capacity(
             for agent in agents:
                 assert agent.id is not None
                 await store.update_agent(agent.id, presence="online")
-            rounds = [h.routing.assign_waiting() for h in hubs for _ in range(3)]
+            rounds = [h.routing.assign_waiting(h.conversations) for h in hubs for _ in range(3)]
             assigned = [c for done in await asyncio.gather(*rounds) for c in done]
 
     assert len(assigned) == 4  # two agents, room for two each

@@ -15,9 +15,15 @@ from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from flows import FlowEngine
-from hub.lockout import Limits, LoginGuard, MemoryLoginGuard, RedisLoginGuard, login_guard
-from hub.redact import install, redact, secret_values
-from hub.settings import Settings
+from hub.features.access.lockout import (
+    Limits,
+    LoginGuard,
+    MemoryLoginGuard,
+    RedisLoginGuard,
+    login_guard,
+)
+from hub.ops.redact import install, redact, secret_values
+from hub.ops.settings import Settings
 from hub.store import ApiToken, Database
 from nlu import IntentClassifier
 from tests.conftest import client_for, create_agent, login, need

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.settings import SettingsError, load_settings
+from hub.ops.settings import SettingsError, load_settings
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -13,8 +13,8 @@ import pytest
 
 from hub.app import Hub
 from hub.messages import Inbound, Reply
+from hub.ops.settings import ChannelConfig, Settings
 from hub.ports import FlowResult, TurnContext
-from hub.settings import ChannelConfig, Settings
 from hub.store import Database, Store
 from hub.testing import TestBot
 from nlu import IntentClassifier

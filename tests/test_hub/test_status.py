@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from hub.core.status import TRANSITIONS, InvalidTransition, check_transition
 from hub.messages import Status
-from hub.status import TRANSITIONS, InvalidTransition, check_transition
 
 ALLOWED = [(a, b) for a, targets in TRANSITIONS.items() for b in targets]
 

@@ -36,6 +36,7 @@ async def test_a_thread_named_on_another_channel_is_not_taken(testbot: TestBot) 
     hub = testbot.hub
     await hub.receive(Inbound(channel="web", sender_id="v1", text="hello", channel_message_id="w"))
     elsewhere = await hub.conversation_of("web", "w")
+    assert elsewhere is not None  # a real conversation, on the web channel
     await hub.receive(mail("bob@example.com", "hello", "<5@b>", conversation_id=elsewhere))
     mine = await hub.conversation_of("test", "<5@b>")
     assert mine is not None and mine != elsewhere

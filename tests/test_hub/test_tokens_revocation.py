@@ -18,7 +18,7 @@ from starlette.websockets import WebSocketDisconnect
 from flows import FlowEngine
 from hub.inbox import events
 from hub.messages import utcnow
-from hub.settings import Settings
+from hub.ops.settings import Settings
 from hub.store import Database, Store
 from hub.store.sessions import LoginTokens
 from nlu import IntentClassifier

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from hub.core.understanding import understand
 from hub.messages import Inbound
-from hub.understanding import understand
 from nlu import IntentClassifier, Parse
 
 

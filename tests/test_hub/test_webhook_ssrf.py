@@ -29,7 +29,7 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from flows import FlowEngine
-from hub.netguard import (
+from hub.ops.netguard import (
     ADVICE,
     Guard,
     GuardedBackend,
@@ -38,7 +38,7 @@ from hub.netguard import (
     kind,
     parse_host,
 )
-from hub.settings import WebhookSettings
+from hub.ops.settings import WebhookSettings
 from nlu import IntentClassifier
 from tests.conftest import client_for, create_agent, login
 from tests.test_hub.test_admin_api import wait_for

@@ -19,7 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from flows import FlowEngine
-from hub.settings import Settings
+from hub.ops.settings import Settings
 from nlu import IntentClassifier
 from tests.conftest import ROOT, client_for, create_agent, login, make_settings
 from tests.test_hub.test_admin_api import wait_for
@@ -347,7 +347,7 @@ def test_subscriptions_are_managed_by_admins(api: Api, receiver: Receiver) -> No
 
 
 def test_event_patterns() -> None:
-    from hub.webhooks import matches
+    from hub.features.webhooks.sender import matches
 
     assert matches(["*"], "message.created")
     assert matches(["message.*"], "message.delivery")

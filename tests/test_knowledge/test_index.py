@@ -130,7 +130,9 @@ def test_an_unrelated_or_vague_question_is_not_confident(kb: KnowledgeBase, ques
 
 def test_only_the_best_hit_can_be_confident(kb: KnowledgeBase) -> None:
     hits = kb.search("How much is express shipping?", k=3)
-    assert [hit.confident for hit in hits] == [True, False, False][: len(hits)]
+    assert len(hits) >= 2, hits  # other entries share its words ("how", "shipping")
+    assert hits[0].entry.id == "express-fee"
+    assert [hit.confident for hit in hits] == [True] + [False] * (len(hits) - 1)
     assert [hit.score for hit in hits] == sorted((hit.score for hit in hits), reverse=True)
 
 

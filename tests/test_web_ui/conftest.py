@@ -18,7 +18,7 @@ import uvicorn
 
 from flows import FlowEngine
 from hub.app import create_app
-from hub.settings import Settings
+from hub.ops.settings import Settings
 from nlu import IntentClassifier
 from tests.conftest import create_agent, need
 
@@ -29,6 +29,7 @@ CHROMIUM = os.environ.get("KEFU_CHROMIUM") or shutil.which("chromium") or "/usr/
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 EMAIL, PASSWORD = "widget-agent@example.com", "widget-pass"
 ADMIN, ADMIN_PASSWORD = "lin@example.com", "admin-pass-1"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def free_port() -> int:
@@ -75,6 +76,13 @@ def browser() -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
+
+
+def screenshot(page: Page, name: str, **options: object) -> None:
+    """The README's picture docs/`name` of the page as it is now, written only when
+    KEFU_SCREENSHOTS=1: otherwise a test run leaves the tracked screenshots as they are."""
+    if os.environ.get("KEFU_SCREENSHOTS") == "1":
+        page.screenshot(path=str(DOCS / name), **options)  # type: ignore[arg-type]
 
 
 def open_page(browser: Browser, errors: list[str], **context: object) -> Page:

@@ -15,13 +15,17 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from tests.test_web_ui.conftest import ADMIN, ADMIN_PASSWORD, EMAIL, PASSWORD, open_page
+from tests.test_web_ui.conftest import (
+    ADMIN,
+    ADMIN_PASSWORD,
+    EMAIL,
+    PASSWORD,
+    open_page,
+    screenshot,
+)
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
-
-ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOT = ROOT / "docs" / "inbox.png"
 
 
 def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
@@ -197,7 +201,7 @@ def test_customer_and_agent_at_the_same_time(server: str, browser: Browser, tmp_
     expect(mine.first).not_to_contain_text("sending")  # the widget got it: sent
     agent.get_by_role("tab", name=re.compile("Mine")).click()
     expect(agent.locator("[data-testid=conversation-item][data-status=open]")).to_have_count(1)
-    agent.screenshot(path=str(SCREENSHOT))
+    screenshot(agent, "inbox.png")
 
     # Labels; snooze; resolve; hand back to the bot.
     agent.get_by_label("Add a label").fill("vip")

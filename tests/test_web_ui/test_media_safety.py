@@ -25,7 +25,7 @@ import uvicorn
 from flows import FlowEngine
 from hub.app import Hub, create_app
 from hub.messages import Attachment, Inbound, Kind
-from hub.settings import Settings
+from hub.ops.settings import Settings
 from nlu import IntentClassifier
 from tests.conftest import create_agent
 from tests.test_web_ui.conftest import ADMIN, ADMIN_PASSWORD, free_port, open_page

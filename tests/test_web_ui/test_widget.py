@@ -18,14 +18,12 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from hub.settings import LimitSettings, Rate, Settings
-from tests.test_web_ui.conftest import EMAIL, PASSWORD, open_page
+from hub.ops.settings import LimitSettings, Rate, Settings
+from tests.test_web_ui.conftest import EMAIL, PASSWORD, open_page, screenshot
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
-ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOT = ROOT / "docs" / "widget.png"
 DIGITS = re.compile(r"^\d+$")
 PNG = (
     b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00"
@@ -81,7 +79,7 @@ def test_widget_chat_buttons_and_resume_after_a_cut_socket(page: Page, server: s
     expect(bot.first).to_contain_text("Kefu Shop")
     buttons = bot.first.get_by_test_id("kefu-button")
     assert buttons.count() >= 2
-    page.screenshot(path=str(SCREENSHOT))
+    screenshot(page, "widget.png")
 
     # A button: the customer asks for a human and is told so.
     bot.first.get_by_role("button", name="Talk to a human").click()

@@ -1,0 +1,1 @@
+"""Canned responses: the replies agents insert instead of typing them again."""
