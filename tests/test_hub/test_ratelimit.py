@@ -9,8 +9,6 @@ import base64
 import hashlib
 import hmac
 import os
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,28 +18,8 @@ import yaml
 from hub.core.senders import SenderTokens
 from hub.ops.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter, rate_limiter
 from hub.ops.settings import LimitSettings, Rate, Settings, SettingsError, load_settings
-from tests.conftest import need
 
 REDIS = os.environ.get("KEFU_TEST_REDIS", "redis://127.0.0.1:6379/11")
-
-
-@pytest.fixture
-async def redis_prefix() -> AsyncIterator[tuple[Any, str]]:
-    """A Redis client and a key prefix of this test's own; its keys are deleted after."""
-    import redis.asyncio as aioredis
-
-    client = aioredis.from_url(REDIS, socket_timeout=2)
-    try:
-        await client.ping()
-    except Exception as e:
-        await client.aclose()
-        need("Redis", f"{REDIS}: {e}")
-    prefix = f"kefu-test-{uuid.uuid4().hex[:8]}:"
-    yield client, prefix
-    keys = [key async for key in client.scan_iter(f"{prefix}*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
 
 
 async def test_a_key_gets_count_uses_per_window_then_waits_for_the_oldest() -> None:

@@ -6,8 +6,7 @@ import asyncio
 import hashlib
 import logging
 import os
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,7 +25,7 @@ from hub.ops.redact import install, redact, secret_values
 from hub.ops.settings import Settings
 from hub.store import ApiToken, Database
 from nlu import IntentClassifier
-from tests.conftest import client_for, create_agent, login, need
+from tests.conftest import client_for, create_agent, login
 from tests.test_hub.test_admin_api import conversation_id
 from tests.test_hub.test_api import customer_says
 
@@ -158,25 +157,6 @@ def test_login_lockout_in_process(api: Api) -> None:
     assert type(client.app.state.hub.logins) is MemoryLoginGuard  # type: ignore[attr-defined]
     check_lockout(client, admin)
     check_ip_limit(client, MemoryLoginGuard())
-
-
-@pytest.fixture
-async def redis_prefix() -> AsyncIterator[tuple[Any, str]]:
-    """A Redis client and a key prefix of this test's own; its keys are deleted after."""
-    import redis.asyncio as aioredis
-
-    client = aioredis.from_url(REDIS, socket_timeout=2)
-    try:
-        await client.ping()
-    except Exception as e:
-        await client.aclose()
-        need("Redis", f"{REDIS}: {e}")
-    prefix = f"kefu-test-{uuid.uuid4().hex[:8]}:"
-    yield client, prefix
-    keys = [key async for key in client.scan_iter(f"{prefix}*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
 
 
 def test_login_lockout_in_redis(api: Api, redis_prefix: tuple[Any, str]) -> None:

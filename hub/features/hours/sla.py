@@ -22,6 +22,7 @@ from sqlmodel import col, select
 from hub.core.conversations import Conversations, Feature
 from hub.features.hours.hours import Hours
 from hub.messages import Event, Status
+from hub.ops.tasks import cancel
 from hub.ports import Bus, Unavailable
 from hub.store import Store
 from hub.store.models import AuditLog, Conversation
@@ -48,11 +49,8 @@ class SlaWatch(Feature):
         self._task = asyncio.create_task(self.run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
 
     async def details(self, conversation: Conversation) -> dict[str, Any]:
         """`sla_due_at`: when the first response is due (hub.features.hours.hours), or None."""

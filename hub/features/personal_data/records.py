@@ -11,7 +11,6 @@ the customer said."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 from typing import Any
@@ -21,6 +20,7 @@ from hub.core.media import MediaStore
 from hub.core.views import audit_view, contact_view, message_view
 from hub.features.personal_data.store import Erasure, PersonalDataStore, media_urls
 from hub.messages import Event, utcnow
+from hub.ops.tasks import cancel
 from hub.ports import Bus
 from hub.store import Store
 from hub.store.models import Conversation
@@ -75,11 +75,8 @@ class PersonalData(Feature):
             self._task = asyncio.create_task(self.keep_for(self.retention_days))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
 
     async def export(self, contact_id: int, base_url: str = "") -> dict[str, Any] | None:
         """Everything stored about a contact as one JSON document (None: no such contact).

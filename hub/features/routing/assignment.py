@@ -36,6 +36,7 @@ from hub.core.status import InvalidTransition
 from hub.core.texts import text
 from hub.messages import Event, Reply, Sender, Status, utcnow
 from hub.ops.settings import AssignmentSettings
+from hub.ops.tasks import cancel
 from hub.ports import Bus, Unavailable
 from hub.store import Agent, Conversation, Store
 
@@ -91,11 +92,8 @@ class Routing(Feature):
             self._task = asyncio.create_task(self.watch(conversations))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
 
     async def handoff_notice(
         self, conversations: Conversations, conversation: Conversation, notice: str

@@ -12,6 +12,7 @@ from sqlmodel import col, delete, select
 from hub.messages import utcnow
 from hub.store.database import Database
 from hub.store.models import Webhook, WebhookDelivery
+from hub.store.rows import update_row
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
 MAX_ERROR = 500  # characters of an attempt's error kept (the hub's words: never the answer's body)
@@ -42,15 +43,7 @@ class WebhookStore:
             return webhook
 
     async def update(self, webhook_id: int, **fields: Any) -> Webhook | None:
-        async with self.db.transaction() as s:
-            webhook = await s.get(Webhook, webhook_id)
-            if webhook is None:
-                return None
-            for name, value in fields.items():
-                setattr(webhook, name, value)
-            s.add(webhook)
-            await s.flush()
-            return webhook
+        return await update_row(self.db, Webhook, webhook_id, **fields)
 
     async def delete(self, webhook_id: int) -> bool:
         """Delete a subscription with its deliveries (sent, failed and still pending)."""
