@@ -1,5 +1,5 @@
-"""The channel interface: one module or package per platform implements it (DESIGN.md
-section 1).
+"""The channel interface: one module or package per platform implements it (README.md
+"Architecture").
 
 A channel verifies and parses what its platform sends (its `router()` holds the webhook or
 socket endpoints), hands each message to the hub as one `Inbound` through the `Receiver`, and

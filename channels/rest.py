@@ -1,5 +1,5 @@
 """Rasa-compatible REST channel: a drop-in for Rasa's `RestInput`, so existing clients and
-test tools work (DESIGN.md section 4).
+test tools work (README.md "Talk to the demo bot").
 
     POST /webhooks/rest/webhook  {"sender": "u1", "message": "hi", "metadata": {...}}
     -> 200 [{"recipient_id": "u1", "text": "...", "buttons": [...]}, ...]

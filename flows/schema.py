@@ -1,4 +1,4 @@
-"""The flow file format (DESIGN.md section 5), as pydantic models.
+"""The flow file format (docs/flows.md), as pydantic models.
 
 A step is a mapping whose kind is named by one of its keys: say, ask, set, if, action, http,
 goto, handoff, end. `ask` and `if` steps carry other keys (`say:`, `then:`), so the kind is

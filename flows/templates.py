@@ -14,7 +14,7 @@ from jinja2 import Template, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-# What a template or condition may read (DESIGN.md section 5).
+# What a template or condition may read (docs/flows.md).
 VARIABLES = frozenset({"slots", "contact", "conversation", "message", "intent", "entities", "now"})
 _DICT_METHODS = frozenset({"get", "items", "keys", "values"})
 

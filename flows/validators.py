@@ -1,4 +1,4 @@
-"""Validating the customer's answer to an `ask` step (DESIGN.md section 5).
+"""Validating the customer's answer to an `ask` step (docs/flows.md).
 
     validate(answer, regex=..., choices=[Choice(...)], type=..., today=...) -> Verdict(ok, value)
 

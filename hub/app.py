@@ -43,12 +43,14 @@ from hub.features.csat.survey import Csat
 from hub.features.hours.hours import Hours
 from hub.features.hours.sla import SlaWatch
 from hub.features.nlu_review import routes as nlu_review_routes
+from hub.features.nlu_review.review import NluReview
 from hub.features.people import routes as people_routes
 from hub.features.people.customers import Customers
 from hub.features.personal_data import routes as personal_data_routes
 from hub.features.personal_data.records import PersonalData
 from hub.features.personal_data.store import PersonalDataStore
 from hub.features.reports import routes as report_routes
+from hub.features.reports.summary import Reports
 from hub.features.routing import routes as queue_routes
 from hub.features.routing.assignment import Routing
 from hub.features.webhooks import routes as webhook_routes
@@ -67,6 +69,7 @@ from hub.ops.metrics import HttpMetrics
 from hub.ops.proxies import ProxyHeadersMiddleware
 from hub.ops.redact import install as mask_logs
 from hub.ops.settings import Settings, SettingsError
+from hub.ops.tasks import cancel
 from hub.ports import Classifier, FlowRunner, Receiver, Unavailable
 from hub.store import CursorError
 from hub.store.database import unreachable
@@ -158,8 +161,10 @@ class Hub(Core):
             settings.webhooks,
             load_bot_automations(settings, getattr(classifier, "intents", None)),
         )
-        self.customers = Customers(base.db)  # the person beside a conversation in the inbox
+        self.customers = Customers(base.store)  # the person beside a conversation in the inbox
         self.logins = login_guard(redis, prefix)  # failed logins, per email and IP
+        self.reports = Reports(base.db)
+        self.nlu_review = NluReview(base.db)  # unrecognized messages, labeled examples
         super().__init__(
             settings,
             serving(settings, classifier, flows, fallback),
@@ -202,9 +207,7 @@ class Hub(Core):
 
     async def stop(self) -> None:
         for task in self._watch:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel(task)
         await super().stop()
 
 

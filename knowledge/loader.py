@@ -1,9 +1,9 @@
 """Load a bot's knowledge folder: FAQ files (`knowledge/*.yml`) and articles (`knowledge/*.md`).
 
 A bot designer edits these by hand, so every problem in every file is reported at once as
-`path:line:column: what is wrong` (DESIGN.md section 5), with ruamel.yaml's positions: invalid
-YAML, missing front matter or title, unknown keys (with the likely intended one), wrong types,
-empty questions or answers, language codes of the wrong form, duplicate ids, non-UTF-8 files.
+`path:line:column: what is wrong` (README.md "Knowledge base"), with ruamel.yaml's positions:
+invalid YAML, missing front matter or title, unknown keys (with the likely intended one), wrong
+types, empty questions or answers, language codes of the wrong form, duplicate ids, non-UTF-8 files.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-// The inbox API (DESIGN.md section 4) and its events socket, as the pages use them.
+// The inbox API (README.md "Work as an agent (inbox API)") and its events socket, as the pages use them.
 
 const TOKEN = "kefu.admin.token";
 

@@ -1,4 +1,4 @@
-"""The email channel: a support mailbox read over IMAP, answered over SMTP (DESIGN.md section 8).
+"""The email channel: a support mailbox read over IMAP, answered over SMTP (docs/channels/email.md).
 
     - name: support-mail
       type: email

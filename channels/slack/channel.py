@@ -1,4 +1,4 @@
-"""Slack: the Events API and interactivity through slack-bolt (DESIGN.md sections 1, 4 and 8).
+"""Slack: the Events API and interactivity through slack-bolt (docs/channels/slack.md).
 
     POST /channels/slack/{name}/events   Slack's Event Subscriptions *and* Interactivity
                                          Request URL (one URL serves both)

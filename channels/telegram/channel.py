@@ -1,5 +1,5 @@
 """Telegram channel on aiogram 3: a bot receives customers' messages by webhook or by long
-polling and answers through the Bot API (DESIGN.md sections 1, 4 and 8).
+polling and answers through the Bot API (docs/channels/telegram.md).
 
     POST /channels/telegram/{name}    header X-Telegram-Bot-Api-Secret-Token: <secret_token>
 

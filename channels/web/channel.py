@@ -1,4 +1,4 @@
-"""The web chat widget's channel: a WebSocket per browser tab (DESIGN.md section 4).
+"""The web chat widget's channel: a WebSocket per browser tab (README.md "The chat widget").
 
     /channels/web/ws?visitor=<id>&token=<token>     (the instance named `web`)
     /channels/web/X/ws?visitor=<id>&token=<token>   (another web instance, named X)

@@ -1,5 +1,5 @@
-"""The web widget's JSON frames (DESIGN.md section 4): the client's frames parsed and checked,
-the server's message frame, and the site-signed visitor identity (see channel.py)."""
+"""The web widget's JSON frames (README.md "The chat widget"): the client's frames parsed
+and checked, the server's message frame, and the site-signed visitor identity (see channel.py)."""
 
 from __future__ import annotations
 

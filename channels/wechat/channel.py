@@ -1,4 +1,4 @@
-"""WeChat official account (公众号) channel (DESIGN.md sections 4 and 8).
+"""WeChat official account (公众号) channel (docs/channels/wechat.md).
 
     GET  /channels/wechat/{name}   URL verification: `echostr` echoed when `signature` is right
     POST /channels/wechat/{name}   messages and events, plaintext or safe mode (AES)

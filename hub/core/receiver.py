@@ -31,6 +31,7 @@ from hub.ops import cluster
 from hub.ops.metrics import Metrics
 from hub.ops.ratelimit import PublicLimits, rate_limiter
 from hub.ops.settings import Settings
+from hub.ops.tasks import cancel
 from hub.ports import (
     Bus,
     Channel,
@@ -272,9 +273,7 @@ class Core:
 
     async def stop(self) -> None:
         for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel(task)
         await self.finish_turns(self.settings.shutdown_grace)
         for channel in self.channels.values():
             await channel.stop()

@@ -1,4 +1,5 @@
-"""The conversation status machine (DESIGN.md section 3), enforced by the server."""
+"""The conversation status machine (README.md "Work as an agent (inbox API)"), enforced by
+the server."""
 
 from __future__ import annotations
 

@@ -9,8 +9,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from hub.core.auth import AuthError, read_token
-from hub.store import Agent, ApiTokens, Conversation, Visibility
-from hub.store.sessions import LoginTokens
+from hub.store import Agent, Conversation, Visibility
 from hub.store.tokens import PREFIX as API_TOKEN_PREFIX
 
 if TYPE_CHECKING:
@@ -48,7 +47,7 @@ async def agent_from_token(hub: Core, token: str) -> Agent:
     An API token (`kefu_...`) acts as an unsaved Agent: id None, its role, no teams (it sees
     every conversation its role may), email `token:<id>` (what `actor` records)."""
     if token.startswith(API_TOKEN_PREFIX):
-        api_token = await ApiTokens(hub.db).active(token)
+        api_token = await hub.store.api_tokens.active(token)
         if api_token is None:
             raise AuthError("unknown or revoked API token")
         return Agent(
@@ -60,7 +59,7 @@ async def agent_from_token(hub: Core, token: str) -> Agent:
             teams=[],
         )
     claims = read_token(token, hub.settings.jwt_secret())
-    agent, revoked = await LoginTokens(hub.db).agent(int(claims["sub"]), claims["jti"])
+    agent, revoked = await hub.store.login_tokens.agent(int(claims["sub"]), claims["jti"])
     if agent is None or not agent.active:
         raise AuthError("no such agent")
     if revoked:

@@ -25,6 +25,7 @@ from hub.core.auth import AuthError
 from hub.core.bus import AGENT_CHANGED, INTERNAL, SubscriberLagged
 from hub.inbox.deps import agent_from_token, can_see, visibility
 from hub.messages import Event
+from hub.ops.tasks import cancel
 from hub.ports import Unavailable
 
 if TYPE_CHECKING:
@@ -122,9 +123,7 @@ async def events(websocket: WebSocket) -> None:
         {sender, checker, listener}, return_when=asyncio.FIRST_COMPLETED
     )
     for task in pending:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel(task)
     await feed.aclose()
     if listener in done:
         return  # the client left

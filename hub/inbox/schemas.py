@@ -1,4 +1,4 @@
-"""Request bodies and response views of the inbox API (DESIGN.md section 4)."""
+"""Request bodies and response views of the inbox API (README.md "Work as an agent (inbox API)")."""
 
 from __future__ import annotations
 

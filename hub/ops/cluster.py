@@ -35,6 +35,7 @@ from redis.exceptions import RedisError
 from hub.core.bus import RECONNECTED, InProcessBus
 from hub.core.locks import KeyedLocks
 from hub.messages import Event
+from hub.ops.tasks import cancel
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +90,7 @@ class RedisBus(InProcessBus):
 
     async def stop(self) -> None:
         if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+            await cancel(self._reader)
 
     async def publish(self, event: Event) -> None:
         body = json.dumps({"event": event.model_dump(mode="json"), "from": self.origin})
@@ -180,9 +179,7 @@ class RedisLocks(KeyedLocks):
             try:
                 yield
             finally:
-                keeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await keeper
+                await cancel(keeper)
                 with contextlib.suppress(RedisError, OSError):
                     await self.client.eval(_RELEASE, 1, name, token)
 

@@ -18,6 +18,7 @@ from hub.store.models import (
     NluExample,
     Team,
 )
+from hub.store.rows import Duplicate
 from hub.store.store import Store
 from hub.store.tokens import ApiTokens
 from hub.store.visibility import ConversationFilter, ConversationRow, Visibility
@@ -36,6 +37,7 @@ __all__ = [
     "CursorError",
     "Database",
     "Draft",
+    "Duplicate",
     "LastAdminError",
     "Message",
     "NluExample",

@@ -9,7 +9,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from hub.store.models import Agent, Team
-from hub.store.rows import Aggregate, delete_row, get_row, set_fields, update_row
+from hub.store.rows import Aggregate, delete_row, get_row, set_fields, unique, update_row
 
 
 class LastAdminError(ValueError):
@@ -26,7 +26,8 @@ class AgentStore(Aggregate):
         teams: Sequence[str] = (),
         capacity: int = 10,
     ) -> Agent:
-        async with self.db.transaction() as s:
+        """Raises hub.store.Duplicate when an agent has that email."""
+        async with unique(self.db) as s:
             agent = Agent(
                 email=email.lower(),
                 name=name,
@@ -90,8 +91,8 @@ class AgentStore(Aggregate):
             return list((await s.exec(select(Team).order_by(col(Team.name)))).all())
 
     async def create_team(self, name: str) -> Team:
-        """Raises IntegrityError when the team exists."""
-        async with self.db.transaction() as s:
+        """Raises hub.store.Duplicate when the team exists."""
+        async with unique(self.db) as s:
             team = Team(name=name)
             s.add(team)
             await s.flush()

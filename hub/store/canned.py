@@ -7,7 +7,7 @@ from typing import Any
 from sqlmodel import col, select
 
 from hub.store.models import CannedResponse
-from hub.store.rows import Aggregate, delete_row, get_row, update_row
+from hub.store.rows import Aggregate, delete_row, get_row, unique, update_row
 
 
 class CannedStore(Aggregate):
@@ -21,15 +21,15 @@ class CannedStore(Aggregate):
         return await get_row(self.db, CannedResponse, canned_id)
 
     async def create_canned(self, short_code: str, text: str) -> CannedResponse:
-        """Raises IntegrityError when the short code is taken."""
-        async with self.db.transaction() as s:
+        """Raises hub.store.Duplicate when the short code is taken."""
+        async with unique(self.db) as s:
             canned = CannedResponse(short_code=short_code, text=text)
             s.add(canned)
             await s.flush()
             return canned
 
     async def update_canned(self, canned_id: int, **fields: Any) -> CannedResponse | None:
-        """None when there is no such response; IntegrityError when the short code is taken."""
+        """None when there is no such response; Duplicate when the short code is taken."""
         return await update_row(self.db, CannedResponse, canned_id, **fields)
 
     async def delete_canned(self, canned_id: int) -> bool:

@@ -1,4 +1,4 @@
-"""Tables (DESIGN.md section 3). Schema changes go through Alembic: see migrations/."""
+"""Tables (README.md "Architecture"). Schema changes go through Alembic: see migrations/."""
 
 from __future__ import annotations
 

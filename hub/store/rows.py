@@ -3,9 +3,11 @@ one row by its key."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, TypeVar
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -20,6 +22,22 @@ class Aggregate:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+
+
+class Duplicate(ValueError):
+    """A row with the same unique key exists already (an agent's email, a team's name, a
+    canned response's short code): the caller answers 409."""
+
+
+@contextlib.asynccontextmanager
+async def unique(db: Database) -> AsyncIterator[AsyncSession]:
+    """A transaction (Database.transaction) in which a broken unique constraint raises
+    Duplicate, so that no caller needs the database driver's errors."""
+    try:
+        async with db.transaction() as s:
+            yield s
+    except IntegrityError as e:
+        raise Duplicate(str(e.orig)) from e
 
 
 async def get_row(db: Database, model: type[M], key: Any, /) -> M | None:
@@ -44,8 +62,8 @@ async def set_fields(
 
 async def update_row(db: Database, model: type[M], key: Any, /, **fields: Any) -> M | None:
     """Set `fields` on the row with primary key `key`, in one transaction; returns it as
-    stored (None: no such row). Raises IntegrityError when a change breaks a constraint."""
-    async with db.transaction() as s:
+    stored (None: no such row). Raises Duplicate when a change breaks a unique constraint."""
+    async with unique(db) as s:
         row = await set_fields(s, model, key, fields)
         if row is not None:
             await s.flush()

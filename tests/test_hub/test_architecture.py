@@ -211,3 +211,48 @@ def test_no_module_over_600_lines() -> None:
         if lines > MAX_LINES:
             big.append(f"{relative}: {lines} lines")
     assert sorted(big) == [], f"over {MAX_LINES} lines (split them into a package)"
+
+
+def persistence_classes() -> set[str]:
+    """The classes of hub.store and of each feature's store that reach the database."""
+    names: set[str] = set()
+    for module, path in MODULES.items():
+        parts = module.split(".")
+        if within(module, "hub.store") or (within(module, FEATURES) and parts[-1] == "store"):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            names |= {n.name for n in tree.body if isinstance(n, ast.ClassDef) and over_db(n)}
+    return names
+
+
+def over_db(cls: ast.ClassDef) -> bool:
+    """`cls` is the database, an aggregate's store, or is built over the database."""
+    if cls.name == "Database" or any(ast.unparse(b) == "Aggregate" for b in cls.bases):
+        return True
+    inits = [f for f in cls.body if isinstance(f, ast.FunctionDef) and f.name == "__init__"]
+    return any("Database" in ast.unparse(a.annotation or a) for f in inits for a in f.args.args)
+
+
+def test_routes_reach_persistence_one_way() -> None:
+    """Routes use the stores the composition root built once (hub.store for the core, a
+    feature's own object through hub.inbox.deps.part): no route opens a session on the
+    database, builds a store of its own, or speaks SQL."""
+    routes = [m for m in MODULES if is_http(m) and within(m, "hub") and m != "hub.app"]
+    assert "hub.inbox.routes" in routes and "hub.features.reports.routes" in routes
+    builders = persistence_classes()
+    assert {"Store", "People", "ApiTokens", "WebhookStore", "Database"} <= builders
+    found = []
+    for module in routes:
+        tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr == "db":
+                found.append(f"{module}:{node.lineno}: reads .db")
+            elif isinstance(node, ast.Call):
+                func = node.func
+                name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+                if name in builders:
+                    found.append(f"{module}:{node.lineno}: builds {name}")
+        found += [f"{module}: imports {t}" for t in GRAPH[module] if within(t, SQL)]
+    assert found == []
+
+
+SQL = ("sqlalchemy", "sqlmodel")

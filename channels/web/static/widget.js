@@ -1,7 +1,7 @@
 /*! Kefu Hub chat widget. Embed with:
  *   <script src="https://HOST/widget.js" data-channel="web"></script>
  * Vanilla JS, no dependencies. Renders in an open shadow root (no iframe).
- * Protocol: DESIGN.md section 4 (hello, ack, message, typing / message, postback, resume, typing).
+ * Protocol: README.md "The chat widget" (hello, ack, message, typing / message, postback, resume, typing).
  * hello gives the visitor id and its token; both are kept in localStorage and the token is sent
  * back on every socket and upload (it proves the visitor id, which is not a secret).
  * Files (images, PDF) go first to POST <channel>/upload (raw body), then as a message attachment.

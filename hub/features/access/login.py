@@ -22,8 +22,6 @@ from hub.features.access.lockout import LoginGuard
 from hub.inbox.deps import Credentials, CurrentAgent, HubDep, actor, part
 from hub.inbox.events import agent_changed
 from hub.inbox.schemas import LoginBody, Token
-from hub.store import ApiTokens
-from hub.store.sessions import LoginTokens
 from hub.store.tokens import PREFIX as API_TOKEN_PREFIX
 
 log = logging.getLogger(__name__)
@@ -79,11 +77,11 @@ async def logout(hub: HubDep, agent: CurrentAgent, credentials: Credentials) -> 
     token = credentials.credentials
     if token.startswith(API_TOKEN_PREFIX):
         token_id = int(agent.email.removeprefix("token:"))
-        await ApiTokens(hub.db).revoke(token_id)
+        await hub.store.api_tokens.revoke(token_id)
         await hub.store.audit(actor(agent), "token.revoked", token_id=token_id, by="logout")
     else:
         claims = read_token(token, hub.settings.jwt_secret())
-        await LoginTokens(hub.db).revoke(claims["jti"], expires_at(claims))
+        await hub.store.login_tokens.revoke(claims["jti"], expires_at(claims))
         await hub.store.audit(actor(agent), "auth.logout", agent_id=agent.id)
         await agent_changed(hub, agent.id)  # a socket opened with this token closes now
     return Response(status_code=204)

@@ -10,7 +10,7 @@ from pydantic import Field
 from hub.core.views import audit_view
 from hub.inbox.deps import AdminAgent, HubDep, actor
 from hub.inbox.schemas import MAX_ID, Body, RowId
-from hub.store import ApiToken, ApiTokens
+from hub.store import ApiToken
 
 router = APIRouter(prefix="/api/v1", tags=["security"])
 
@@ -39,7 +39,7 @@ def token_view(token: ApiToken) -> dict[str, Any]:
 async def create_token(body: TokenBody, hub: HubDep, admin: AdminAgent) -> dict[str, Any]:
     """A new API token; `token` (`kefu_...`) is in this answer only: only its hash is kept.
     It is a bearer token like a login's, acting with `role` (audit actor `token:<id>`)."""
-    token, secret = await ApiTokens(hub.db).create(body.name, body.role, actor(admin))
+    token, secret = await hub.store.api_tokens.create(body.name, body.role, actor(admin))
     await hub.store.audit(actor(admin), "token.created", token_id=token.id, role=token.role)
     return {**token_view(token), "token": secret}
 
@@ -47,13 +47,13 @@ async def create_token(body: TokenBody, hub: HubDep, admin: AdminAgent) -> dict[
 @router.get("/tokens")
 async def list_tokens(hub: HubDep, admin: AdminAgent) -> dict[str, Any]:
     """Every API token, revoked ones too (never the token itself)."""
-    return {"items": [token_view(t) for t in await ApiTokens(hub.db).every()]}
+    return {"items": [token_view(t) for t in await hub.store.api_tokens.every()]}
 
 
 @router.delete("/tokens/{token_id}", status_code=204)
 async def revoke_token(token_id: RowId, hub: HubDep, admin: AdminAgent) -> Response:
     """Revoke the token: it stops working at once (it stays listed, with `revoked_at`)."""
-    token = await ApiTokens(hub.db).revoke(token_id)
+    token = await hub.store.api_tokens.revoke(token_id)
     if token is None:
         raise HTTPException(404, f"API token {token_id} not found")
     await hub.store.audit(actor(admin), "token.revoked", token_id=token_id)

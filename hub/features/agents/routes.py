@@ -10,7 +10,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Response
 from pydantic import Field, field_validator
-from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from hub.core.auth import hash_password, issue_token, verify_password
@@ -20,7 +19,7 @@ from hub.inbox.deps import AdminAgent, CurrentAgent, HubDep, actor, part
 from hub.inbox.events import agent_changed
 from hub.inbox.schemas import Body, RowId, patch_fields
 from hub.messages import Status
-from hub.store import Agent, LastAdminError
+from hub.store import Agent, Duplicate, LastAdminError
 
 router = APIRouter(prefix="/api/v1", tags=["agents and teams"])
 
@@ -107,7 +106,7 @@ async def create_agent(body: AgentCreateBody, hub: HubDep, admin: AdminAgent) ->
         agent = await hub.store.create_agent(
             body.email, body.name, password_hash, body.role, body.teams, body.capacity
         )
-    except IntegrityError as e:  # created meanwhile
+    except Duplicate as e:  # created meanwhile
         raise HTTPException(409, f"an agent with email {body.email.lower()} exists") from e
     await hub.store.audit(actor(admin), "agent.created", agent_id=agent.id, role=agent.role)
     return full_view(agent)
@@ -210,7 +209,7 @@ async def list_teams(hub: HubDep, agent: CurrentAgent) -> dict[str, Any]:
 async def create_team(body: TeamBody, hub: HubDep, admin: AdminAgent) -> dict[str, Any]:
     try:
         team = await hub.store.create_team(body.name)
-    except IntegrityError as e:
+    except Duplicate as e:
         raise HTTPException(409, f"team {body.name!r} exists") from e
     await hub.store.audit(actor(admin), "team.created", team=team.name)
     return {"name": team.name, "created_at": team.created_at.isoformat()}

@@ -7,11 +7,10 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Response
 from pydantic import Field
-from sqlalchemy.exc import IntegrityError
 
 from hub.inbox.deps import AdminAgent, CurrentAgent, HubDep, actor
 from hub.inbox.schemas import Body, RowId, patch_fields
-from hub.store import CannedResponse
+from hub.store import CannedResponse, Duplicate
 
 router = APIRouter(prefix="/api/v1", tags=["canned responses"])
 
@@ -42,7 +41,7 @@ async def list_canned(hub: HubDep, agent: CurrentAgent) -> dict[str, Any]:
 async def create_canned(body: CannedBody, hub: HubDep, admin: AdminAgent) -> dict[str, Any]:
     try:
         canned = await hub.store.create_canned(body.short_code, body.text)
-    except IntegrityError as e:
+    except Duplicate as e:
         raise HTTPException(409, f"short_code {body.short_code!r} is taken") from e
     await hub.store.audit(actor(admin), "canned.created", canned_id=canned.id)
     return canned_view(canned)
@@ -55,7 +54,7 @@ async def update_canned(
     fields = patch_fields(body)
     try:
         canned = await hub.store.update_canned(canned_id, **fields)
-    except IntegrityError as e:
+    except Duplicate as e:
         raise HTTPException(409, f"short_code {body.short_code!r} is taken") from e
     if canned is None:
         raise HTTPException(404, f"canned response {canned_id} not found")

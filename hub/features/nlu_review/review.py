@@ -65,40 +65,6 @@ def language_of(text: str) -> str | None:
     return None if language == "und" else language
 
 
-async def review(
-    db: Database,
-    classifier: Classifier,
-    since: datetime,
-    until: datetime,
-    *,
-    limit: int,
-    skip_channels: tuple[str, ...] = (),
-) -> list[dict[str, Any]]:
-    """The unrecognized messages of the conversations created in [since, until) that nobody
-    labeled yet, most frequent first, each with the classifier's best intents for it."""
-    texts = await unrecognized_texts(
-        db, since, until, skip_channels=skip_channels, top=limit, unlabeled=True
-    )
-    # a few ms a sentence, more for long texts: off the event loop
-    parses = await asyncio.to_thread(lambda: [classifier.parse(t) for t, _, _ in texts])
-    return [
-        {
-            "text": text,
-            "count": n,
-            "last_at": last.isoformat(),
-            "language": None if parse.language == "und" else parse.language,
-            "suggested": [
-                {"intent": intent, "confidence": round(float(confidence), 4)}
-                for intent, confidence in parse.ranking[:SUGGESTIONS]
-            ],
-        }
-        for (text, n, last), parse in zip(texts, parses, strict=True)
-    ]
-
-
-# ---- labeled examples -------------------------------------------------------------------
-
-
 def example_view(example: NluExample) -> dict[str, Any]:
     return {
         "id": example.id,
@@ -110,45 +76,83 @@ def example_view(example: NluExample) -> dict[str, Any]:
     }
 
 
-async def examples(
-    db: Database, *, since: datetime | None = None, until: datetime | None = None
-) -> list[NluExample]:
-    """The labeled examples, newest first; labeled in [since, until) when given."""
-    query = select(NluExample).order_by(col(NluExample.id).desc())
-    if since is not None:
-        query = query.where(col(NluExample.created_at) >= since)
-    if until is not None:
-        query = query.where(col(NluExample.created_at) < until)
-    async with db.read() as s:
-        return list((await s.exec(query)).all())
+# ---- labeled examples -------------------------------------------------------------------
 
 
-async def label(db: Database, text: str, intent: str, labeled_by: str) -> tuple[NluExample, bool]:
-    """Label `text` with `intent`: (the example, True) when created; (the existing one, False)
-    when it was labeled so already. Raises ConflictingLabel when it has another intent."""
-    async with db.transaction() as s:
-        same_text = (await s.exec(select(NluExample).where(col(NluExample.text) == text))).all()
-        for existing in same_text:
-            if existing.intent == intent:
-                return existing, False
-        if same_text:
-            raise ConflictingLabel(same_text[0])
-        example = NluExample(
-            text=text, intent=intent, language=language_of(text), labeled_by=labeled_by
+class NluReview:
+    """The messages to review and the labeled examples, over the hub's database (built once
+    by the composition root, hub.app.Hub `nlu_review`)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def review(
+        self,
+        classifier: Classifier,
+        since: datetime,
+        until: datetime,
+        *,
+        limit: int,
+        skip_channels: tuple[str, ...] = (),
+    ) -> list[dict[str, Any]]:
+        """The unrecognized messages of the conversations created in [since, until) that nobody
+        labeled yet, most frequent first, each with the classifier's best intents for it."""
+        texts = await unrecognized_texts(
+            self.db, since, until, skip_channels=skip_channels, top=limit, unlabeled=True
         )
-        s.add(example)
-        await s.flush()
-        await s.refresh(example)
-        return example, True
+        # a few ms a sentence, more for long texts: off the event loop
+        parses = await asyncio.to_thread(lambda: [classifier.parse(t) for t, _, _ in texts])
+        return [
+            {
+                "text": text,
+                "count": n,
+                "last_at": last.isoformat(),
+                "language": None if parse.language == "und" else parse.language,
+                "suggested": [
+                    {"intent": intent, "confidence": round(float(confidence), 4)}
+                    for intent, confidence in parse.ranking[:SUGGESTIONS]
+                ],
+            }
+            for (text, n, last), parse in zip(texts, parses, strict=True)
+        ]
 
+    async def examples(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[NluExample]:
+        """The labeled examples, newest first; labeled in [since, until) when given."""
+        query = select(NluExample).order_by(col(NluExample.id).desc())
+        if since is not None:
+            query = query.where(col(NluExample.created_at) >= since)
+        if until is not None:
+            query = query.where(col(NluExample.created_at) < until)
+        async with self.db.read() as s:
+            return list((await s.exec(query)).all())
 
-async def unlabel(db: Database, example_id: int) -> NluExample | None:
-    """Delete a labeled example; the deleted row, or None when there is none."""
-    async with db.transaction() as s:
-        example = await s.get(NluExample, example_id)
-        if example is not None:
-            await s.delete(example)
-        return example
+    async def label(self, text: str, intent: str, labeled_by: str) -> tuple[NluExample, bool]:
+        """Label `text` with `intent`: (the example, True) when created; (the existing one, False)
+        when it was labeled so already. Raises ConflictingLabel when it has another intent."""
+        async with self.db.transaction() as s:
+            same_text = (await s.exec(select(NluExample).where(col(NluExample.text) == text))).all()
+            for existing in same_text:
+                if existing.intent == intent:
+                    return existing, False
+            if same_text:
+                raise ConflictingLabel(same_text[0])
+            example = NluExample(
+                text=text, intent=intent, language=language_of(text), labeled_by=labeled_by
+            )
+            s.add(example)
+            await s.flush()
+            await s.refresh(example)
+            return example, True
+
+    async def unlabel(self, example_id: int) -> NluExample | None:
+        """Delete a labeled example; the deleted row, or None when there is none."""
+        async with self.db.transaction() as s:
+            example = await s.get(NluExample, example_id)
+            if example is not None:
+                await s.delete(example)
+            return example
 
 
 # ---- training ---------------------------------------------------------------------------
@@ -290,7 +294,7 @@ async def export(
     until = None if until is None else utc(until)
     db = Database(settings.database_url)
     try:
-        rows = await examples(db, since=since, until=until)
+        rows = await NluReview(db).examples(since=since, until=until)
         labeled = [(e.text, e.intent) for e in reversed(rows)]  # oldest first
         header = [
             f"{len(labeled)} example(s) labeled in Kefu Hub's admin pages"

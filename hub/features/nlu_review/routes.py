@@ -24,6 +24,7 @@ from pydantic import Field, field_validator
 
 from hub.features import reports
 from hub.features.nlu_review import review as nlu_review
+from hub.features.nlu_review.review import NluReview
 from hub.features.reports import WHEN
 from hub.inbox.deps import DesignerAgent, HubDep, actor, part
 from hub.inbox.schemas import Body, RowId
@@ -41,6 +42,7 @@ class BotFolder(Protocol):
 
 
 Folder = Annotated[BotFolder, Depends(part("reloader"))]
+Review = Annotated[NluReview, Depends(part("nlu_review"))]
 
 MAX_REVIEW = 500
 
@@ -60,6 +62,7 @@ class ExampleBody(Body):
 @router.get("/nlu/review")
 async def review(
     hub: HubDep,
+    examples: Review,
     designer: DesignerAgent,
     since: Annotated[datetime | None, Query(description=WHEN + "; default: until - 7 days")] = None,
     until: Annotated[datetime | None, Query(description=WHEN + "; default: now")] = None,
@@ -72,8 +75,7 @@ async def review(
         start, end = reports.window(since, until, utcnow())
     except reports.BadWindow as e:
         raise HTTPException(422, str(e)) from e
-    items = await nlu_review.review(
-        hub.db,
+    items = await examples.review(
         hub.classifier,
         start,
         end,
@@ -84,15 +86,15 @@ async def review(
 
 
 @router.get("/nlu/examples")
-async def list_examples(hub: HubDep, designer: DesignerAgent) -> dict[str, Any]:
+async def list_examples(examples: Review, designer: DesignerAgent) -> dict[str, Any]:
     """The labeled examples, newest first."""
-    rows = await nlu_review.examples(hub.db)
+    rows = await examples.examples()
     return {"items": [nlu_review.example_view(e) for e in rows]}
 
 
 @router.post("/nlu/examples", status_code=201, response_model=None)
 async def create_example(
-    body: ExampleBody, hub: HubDep, folder: Folder, designer: DesignerAgent
+    body: ExampleBody, hub: HubDep, examples: Review, folder: Folder, designer: DesignerAgent
 ) -> dict[str, Any] | JSONResponse:
     """Label a text with one of the bot's intents, for the next training."""
     known = await asyncio.to_thread(folder.intents_now)
@@ -105,7 +107,7 @@ async def create_example(
         raise HTTPException(422, detail)
     who = actor(designer)
     try:
-        example, created = await nlu_review.label(hub.db, body.text, body.intent, who)
+        example, created = await examples.label(body.text, body.intent, who)
     except nlu_review.ConflictingLabel as e:
         raise HTTPException(409, str(e)) from e
     view = nlu_review.example_view(example)
@@ -116,8 +118,10 @@ async def create_example(
 
 
 @router.delete("/nlu/examples/{example_id}", status_code=204)
-async def delete_example(example_id: RowId, hub: HubDep, designer: DesignerAgent) -> Response:
-    example = await nlu_review.unlabel(hub.db, example_id)
+async def delete_example(
+    example_id: RowId, hub: HubDep, examples: Review, designer: DesignerAgent
+) -> Response:
+    example = await examples.unlabel(example_id)
     if example is None:
         raise HTTPException(404, f"labeled example {example_id} not found")
     await hub.store.audit(

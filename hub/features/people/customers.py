@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from hub.core.conversations import Feature
-from hub.store import Conversation, Database
-from hub.store.persons import People, person_of
+from hub.store import Conversation, Store
+from hub.store.persons import person_of
 
 
 def person_contact(contact: Any) -> dict[str, Any]:
@@ -22,13 +22,13 @@ def person_contact(contact: Any) -> dict[str, Any]:
 class Customers(Feature):
     """Adds `person` to the inbox's view of a conversation."""
 
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    def __init__(self, store: Store) -> None:
+        self.store = store
 
     async def person(self, contact_id: int) -> dict[str, Any]:
         """The customer a contact is: `id` (the person) and their `contacts` on other channels
         (or other ids), with the channel, the id there and the name."""
-        contacts = await People(self.db).contacts(contact_id)
+        contacts = await self.store.people.contacts(contact_id)
         person = person_of(contacts[0]) if contacts else contact_id
         others = [person_contact(c) for c in contacts if c.id != contact_id]
         return {"id": person, "contacts": others}

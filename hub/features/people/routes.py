@@ -20,7 +20,7 @@ from hub.inbox.deps import (
 )
 from hub.inbox.schemas import MAX_ID, Body, RowId
 from hub.store.cursors import CursorError
-from hub.store.persons import People, person_of
+from hub.store.persons import person_of
 
 router = APIRouter(prefix="/api/v1", tags=["contacts and personal data"])
 
@@ -38,7 +38,7 @@ async def merge_contacts(
     """Make the two contacts (and everyone already merged with either) one customer."""
     if body.other == contact_id:
         raise HTTPException(422, "with: a contact can't be merged with itself")
-    contacts = await People(hub.db).merge(contact_id, body.other)
+    contacts = await hub.store.people.merge(contact_id, body.other)
     if contacts is None:
         raise HTTPException(404, f"contact {contact_id} or {body.other} not found")
     person = person_of(contacts[0])
@@ -50,7 +50,7 @@ async def merge_contacts(
 @router.post("/contacts/{contact_id}/unmerge")
 async def unmerge_contact(contact_id: RowId, hub: HubDep, admin: AdminAgent) -> dict[str, Any]:
     """Take the contact out of the customer it was merged into (the others stay together)."""
-    people = People(hub.db)
+    people = hub.store.people
     left = await people.unmerge(contact_id)
     if left is None:
         if not await people.contacts(contact_id):
@@ -73,7 +73,7 @@ async def person_history(
     id and channel: the newest `limit`, and `next_cursor` for the ones before them."""
     conversation = await visible_conversation(hub, agent, conversation_id)
     try:
-        items, next_cursor = await People(hub.db).history(
+        items, next_cursor = await hub.store.people.history(
             conversation.contact_id, visibility(agent), cursor, limit
         )
     except CursorError as e:

@@ -24,7 +24,6 @@ from hub.ops.tasks import cancel
 from hub.ports import Bus
 from hub.store import Store
 from hub.store.models import Conversation
-from hub.store.persons import People
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +116,7 @@ class PersonalData(Feature):
         if erasure is None:
             return None
         if contact is not None and contact.person_id is not None:
-            await People(self.audit.db).regroup(contact.person_id)
+            await self.audit.people.regroup(contact.person_id)
         counts = await self._finish(erasure, "erased")
         await self.audit.audit(actor, "contact.erased", contact_id=contact_id, **counts)
         return counts

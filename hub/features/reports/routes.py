@@ -16,8 +16,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from hub.core.receiver import TRY_IT
 from hub.features.reports import summary as reports
-from hub.features.reports.summary import WHEN, BusinessTime
-from hub.inbox.deps import AdminAgent, HubDep
+from hub.features.reports.summary import WHEN, BusinessTime, Reports
+from hub.inbox.deps import AdminAgent, HubDep, part
 from hub.messages import utcnow
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
@@ -33,6 +33,7 @@ def business_time(request: Request) -> BusinessTime:
 @router.get("/reports/summary")
 async def summary(
     hub: HubDep,
+    figures: Annotated[Reports, Depends(part("reports"))],
     business: Annotated[BusinessTime, Depends(business_time)],
     admin: AdminAgent,
     since: Annotated[datetime | None, Query(description=WHEN + "; default: until - 7 days")] = None,
@@ -49,4 +50,4 @@ async def summary(
     # channel `try-it` of its own (then the built-in one does not exist)
     builtin_try_it = all(c.name != TRY_IT for c in hub.settings.channels)
     skip = (TRY_IT,) if builtin_try_it else ()
-    return await reports.summary(hub.db, start, end, skip_channels=skip, business=business)
+    return await figures.summary(start, end, skip_channels=skip, business=business)

@@ -281,14 +281,23 @@ def flows(rows: ReportRows, facts: _Facts) -> dict[str, dict[str, Any]]:
     return report
 
 
-async def summary(
-    db: Database,
-    since: datetime,
-    until: datetime,
-    *,
-    skip_channels: tuple[str, ...] = (),
-    business: BusinessTime | None = None,
-) -> dict[str, Any]:
-    """The report over the conversations created in [since, until) (see `window`)."""
-    rows = await report_rows(db, since, until, skip_channels=skip_channels, top=TOP_UNRECOGNIZED)
-    return summarize(rows, since, until, business)
+class Reports:
+    """The reports over the hub's database (built once by the composition root, hub.app.Hub
+    `reports`)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def summary(
+        self,
+        since: datetime,
+        until: datetime,
+        *,
+        skip_channels: tuple[str, ...] = (),
+        business: BusinessTime | None = None,
+    ) -> dict[str, Any]:
+        """The report over the conversations created in [since, until) (see `window`)."""
+        rows = await report_rows(
+            self.db, since, until, skip_channels=skip_channels, top=TOP_UNRECOGNIZED
+        )
+        return summarize(rows, since, until, business)

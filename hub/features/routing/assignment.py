@@ -262,9 +262,7 @@ class Routing(Feature):
                 except Exception:
                     log.exception("assignment round failed")
         finally:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+            await cancel(listener)
 
     async def _listen(self, conversations: Conversations) -> None:
         while True:
