@@ -22,6 +22,9 @@ classifier is measured a second time with them, as a third system.
 
     python bench/nlu_bench.py [--data ../shared/data] [--sets clinc150,hwu64,smp2019]
                               [--vectors DIR] [--no-write]
+
+`kefu bench nlu oos [its options]` (or `python bench/nlu_bench.py oos ...`) runs the
+out-of-scope benchmark instead, bench/nlu_oos.py: small bots and unseen sets.
 """
 
 from __future__ import annotations
@@ -364,6 +367,11 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["oos"]:
+        import nlu_oos
+
+        return nlu_oos.main(argv[1:])
     p = argparse.ArgumentParser(prog="nlu_bench", description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     p.add_argument("--sets", default="clinc150,hwu64,smp2019")

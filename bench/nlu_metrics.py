@@ -105,3 +105,11 @@ def oos_auroc(rankings: Sequence[Ranking], labels: Sequence[str]) -> float:
 def percentile_ms(seconds: Sequence[float], q: float) -> float:
     """The q-th percentile (0-100) of durations given in seconds, in milliseconds."""
     return float(np.percentile(np.asarray(seconds) * 1000.0, q))
+
+
+def at_false_reject(
+    rankings: Sequence[Ranking], labels: Sequence[str], target: float
+) -> dict[str, float]:
+    """`open_figures` at the threshold giving ``target`` false rejects on these very messages:
+    a threshold-free comparison of how well the scores put out-of-scope messages last."""
+    return open_figures(rankings, labels, threshold_for_false_reject(rankings, labels, target))

@@ -2,9 +2,16 @@
 
 A bot's `actions.py` holds `rasa_sdk.Action` subclasses, exactly as in a Rasa project; or the bot
 names the URL of a running Rasa action server (`python -m rasa_sdk`, the webhook protocol Rasa's
-`RemoteAction` speaks). Either way the action gets a rasa-sdk `Tracker` (the flow's slots, the
-latest message in Rasa's parse-data shape, no past events), a `CollectingDispatcher` and a
-minimal domain; the `SlotSet` events it returns set slots and what it dispatches is said.
+`RemoteAction` speaks). Either way the action gets a rasa-sdk `Tracker`, a
+`CollectingDispatcher` and a minimal domain; the `SlotSet` events it returns set slots and what
+it dispatches is said. The tracker has the flow's slots, the latest message in Rasa's parse-data
+shape (its `metadata.language` the reply language) and the conversation's events as Rasa
+records them, so `tracker.events`, `get_last_event_for("bot")`, `events_after_latest_restart()`
+and `get_latest_input_channel()` work: the conversation's earlier messages (`user` events, each
+after an `action_listen`, and `bot` events for what the bot and agents said; at most
+hub.core.history.HISTORY_LIMIT, read from the store only when an action runs), then this turn's
+`action_listen` and `user` event, what the flow said in this turn before the action (`bot`),
+and one `slot` event per slot of the flow.
 
 Events other than `SlotSet` have no meaning in a flow and are ignored (logged): `FollowupAction`,
 `AllSlotsReset`, `Restarted`, `ActiveLoop`, reminders, `BotUttered` (as in Rasa, only the
@@ -25,7 +32,9 @@ import inspect
 import json
 import logging
 import sys
+import time
 import types
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -48,6 +57,12 @@ class ActionRequest:
     # Rasa's parse data: {"text", "intent": {"name", "confidence"}, "entities", "intent_ranking"}
     latest_message: dict[str, Any]
     language: str = "en"  # given to the action as latest_message["metadata"]["language"]
+    # The conversation's earlier messages as Rasa tracker events (TurnContext.history),
+    # read when the action runs; None: no history (a flow run outside a hub).
+    history: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None
+    channel: str | None = None  # this message's channel: the user event's input_channel
+    # What the flow said in this turn before the action: {"text", "buttons"} each
+    said: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -70,7 +85,7 @@ class ActionRunner(Protocol):
     async def run(self, request: ActionRequest) -> ActionOutcome: ...
 
 
-def tracker_state(request: ActionRequest) -> dict[str, Any]:
+async def tracker_state(request: ActionRequest) -> dict[str, Any]:
     """The tracker as the action server receives it (rasa-sdk's `TrackerState`)."""
     latest = copy.deepcopy(request.latest_message)
     metadata = latest.get("metadata")
@@ -81,11 +96,60 @@ def tracker_state(request: ActionRequest) -> dict[str, Any]:
         "sender_id": request.sender_id,
         "slots": copy.deepcopy(request.slots),
         "latest_message": latest,
-        "events": [],
+        "events": await tracker_events(request, latest),
         "paused": False,
         "followup_action": None,
         "active_loop": {},
-        "latest_action_name": None,
+        "latest_action_name": "action_listen",  # as in Rasa: the action runs after a message
+    }
+
+
+async def tracker_events(request: ActionRequest, latest: dict[str, Any]) -> list[dict[str, Any]]:
+    """The conversation as Rasa tracker events, oldest first (see the module's docstring)."""
+    earlier: list[dict[str, Any]] = []
+    if request.history is not None:
+        try:
+            earlier = await request.history()
+        except Exception as e:
+            raise ActionError(
+                f"action {request.name!r}: reading the conversation's history failed: "
+                f"{type(e).__name__}: {e}"
+            ) from e
+    events: list[dict[str, Any]] = []
+    for event in copy.deepcopy(earlier):
+        if event.get("event") == "user":  # Rasa listens before each message
+            events.append(_listen(event.get("timestamp")))
+        events.append(event)
+    now = time.time()
+    events.append(_listen(now))
+    events.append(
+        {
+            "event": "user",
+            "timestamp": now,
+            "text": latest.get("text"),
+            "parse_data": copy.deepcopy(latest),
+            "input_channel": request.channel,
+            "message_id": None,
+            "metadata": copy.deepcopy(latest["metadata"]),
+        }
+    )
+    for said in request.said:
+        data = {"buttons": copy.deepcopy(said.get("buttons") or [])}
+        events.append({"event": "bot", "timestamp": now, "text": said.get("text"), "data": data})
+    events.extend(
+        {"event": "slot", "timestamp": now, "name": name, "value": copy.deepcopy(value)}
+        for name, value in request.slots.items()
+    )
+    return events
+
+
+def _listen(timestamp: Any) -> dict[str, Any]:
+    return {
+        "event": "action",
+        "timestamp": timestamp,
+        "name": "action_listen",
+        "policy": None,
+        "confidence": None,
     }
 
 
@@ -192,7 +256,7 @@ class InProcessActions:
         if action is None:
             offered = ", ".join(sorted(self.actions)) or "none"
             raise ActionError(f"unknown action {name!r}: {self.path} defines {offered}")
-        tracker = Tracker.from_dict(tracker_state(request))
+        tracker = Tracker.from_dict(await tracker_state(request))
         dispatcher = CollectingDispatcher()
         domain = domain_of(request)
         try:
@@ -269,7 +333,7 @@ class HttpActions:
         payload = {
             "next_action": name,
             "sender_id": request.sender_id,
-            "tracker": tracker_state(request),
+            "tracker": await tracker_state(request),
             "domain": domain_of(request),
             "version": rasa_sdk.__version__,
         }

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -16,10 +16,17 @@ from hub.ports import TurnContext
 
 
 def action_request(
-    step: ActionStep, slots: dict[str, Any], context: TurnContext, language: str
+    step: ActionStep,
+    slots: dict[str, Any],
+    context: TurnContext,
+    language: str,
+    said: Sequence[Reply] = (),
 ) -> ActionRequest:
-    """What the action is told: the slots and the latest message, as rasa-sdk's tracker has them."""
+    """What the action is told, as rasa-sdk's tracker has it: the slots, the latest message,
+    and the conversation's history (`context.history`, read only when the action runs) with
+    what the flow `said` in this turn before the action."""
     u = context.understanding
+    channel = context.contact.get("channel")
     return ActionRequest(
         name=step.action,
         sender_id=str(context.conversation_id),
@@ -31,6 +38,15 @@ def action_request(
             "intent_ranking": [{"name": n, "confidence": c} for n, c in u.ranking],
         },
         language=language,
+        history=context.history,
+        channel=channel if isinstance(channel, str) else None,
+        said=tuple(
+            {
+                "text": r.text,
+                "buttons": [{"title": b.title, "payload": b.payload} for b in r.buttons],
+            }
+            for r in said
+        ),
     )
 
 

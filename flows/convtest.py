@@ -6,19 +6,30 @@
         steps:
           - user: where is my order          # the customer writes
           - bot: What's your order number?   # exact text (whitespace runs count as one space)
+          - not: /hello/i                    # no message of this turn matches
           - user: "12345678"                 # quote numbers: a step's value must be text
           - bot: /Order 12345678 is/         # /regex/ (re.search), /regex/i ignores case
           - press: /human                    # the customer presses a button with this payload
           - status: pending                  # bot | pending | open | snoozed | resolved
+          - agent: Hi, I'm Lin. Let me check. # an agent replies (the conversation is theirs)
+          - agent: resolve                   # the agent resolves the conversation
 
 Steps (each a mapping with exactly one key):
 - `user: TEXT` sends TEXT as the customer (an explicit `/intent` text works too).
 - `press: PAYLOAD` sends a button press (a postback) with that payload; the button does not have
   to have been shown. Like `user:`, it starts a new turn that `bot:` lines then look at.
 - `bot: EXPECTED` must match one of the messages the customer received (from the bot, the hub or
-  an agent) for the latest `user:`/`press:`, after the message the previous `bot:` line of the
-  same turn matched. Messages no line names are allowed, so consecutive `bot:` lines match an
-  in-order subsequence of the turn's replies.
+  an agent) for the latest turn, after the message the previous `bot:` line of the same turn
+  matched. Messages no line names are allowed, so consecutive `bot:` lines match an in-order
+  subsequence of the turn's replies.
+- `not: EXPECTED` (exact text or /regex/, like `bot:`): no message of the latest turn matches
+  it, wherever it is in the turn.
+- `agent: ACTION` acts as an agent in the inbox, through the inbox API's own code: `take` (the
+  conversation becomes open, the agent's), `resolve` (resolved; the hub then asks the customer
+  for a rating if a human had it), and any other text is a reply the agent sends (the
+  conversation becomes open and theirs, as when an agent replies in the inbox). It needs a
+  conversation (a `user:` or `press:` before it) and starts a new turn: the `bot:` and `not:`
+  lines after it look at what the customer received because of it.
 - `status: S` checks the conversation's status at that point.
 
 A test stops at its first failing step. This module is the file format and its loading (for
@@ -41,8 +52,9 @@ from flows.loader import unique_names, yaml_files
 from hub.messages import Status
 from hub.yaml_places import by_place, read_yaml
 
-StepKind = Literal["user", "bot", "press", "status"]
-STEP_KINDS: tuple[StepKind, ...] = ("user", "bot", "press", "status")
+StepKind = Literal["user", "bot", "not", "press", "agent", "status"]
+STEP_KINDS: tuple[StepKind, ...] = ("user", "bot", "not", "press", "agent", "status")
+AGENT_ACTIONS = ("take", "resolve")  # `agent:` with any other text replies with it
 TEST_KEYS = ("name", "channel", "steps")
 STATUSES = tuple(s.value for s in Status)
 _REGEX = re.compile(r"^/(?P<pattern>.*)/(?P<flags>i?)$", re.DOTALL)
@@ -62,10 +74,10 @@ class Step:
     kind: StepKind
     value: str
     source: str  # path:line:column of the step
-    pattern: re.Pattern[str] | None = None  # a `bot: /regex/` line
+    pattern: re.Pattern[str] | None = None  # a `bot:` or `not:` line's /regex/
 
     def matches(self, text: str) -> bool:
-        """For a `bot:` line: does a message with this text match it?"""
+        """For a `bot:` or `not:` line: does a message with this text match it?"""
         if self.pattern is not None:
             return self.pattern.search(text) is not None
         return _normal(self.value) == _normal(text)
@@ -156,15 +168,18 @@ def _load_step(f: _File, steps: CommentedSeq, j: int, turn_seen: bool) -> Step |
     raw = node[kind]
     value = _text(raw)
     if value is None:
-        hint = ' (put it in quotes, e.g. user: "12345678")' if kind in ("user", "press") else ""
+        quoted = kind in ("user", "press", "agent")
+        hint = f' (put it in quotes, e.g. {kind}: "12345678")' if quoted else ""
         f.error(
             f.at(steps, j, kind, value=True), f"{kind}: must be text, not {_kind_of(raw)}{hint}"
         )
         return None
     pattern = None
-    if kind == "bot":
+    if kind in ("bot", "not"):
         if not turn_seen:
-            f.error(where, "`bot:` before any `user:` or `press:` step: there is nothing to answer")
+            f.error(
+                where, f"`{kind}:` before any `user:` or `press:` step: there is nothing to answer"
+            )
             ok = False
         regex = _REGEX.match(value)
         if regex and len(value) >= 2:
@@ -174,14 +189,21 @@ def _load_step(f: _File, steps: CommentedSeq, j: int, turn_seen: bool) -> Step |
             except re.error as e:
                 f.error(f.at(steps, j, kind, value=True), f"bad regex {value}: {e}")
                 ok = False
-    elif kind == "status":
+    elif kind in ("status", "agent"):
         if not turn_seen:
-            f.error(where, "`status:` before any `user:` or `press:` step: no conversation yet")
+            f.error(where, f"`{kind}:` before any `user:` or `press:` step: no conversation yet")
             ok = False
-        if value not in STATUSES:
+        if kind == "status" and value not in STATUSES:
             f.error(
                 f.at(steps, j, kind, value=True),
                 f"unknown status {value!r} (one of: {', '.join(STATUSES)})",
+            )
+            ok = False
+        if kind == "agent" and not value.strip():
+            actions = ", ".join(AGENT_ACTIONS)
+            f.error(
+                f.at(steps, j, kind, value=True),
+                f"agent: needs an action ({actions}) or the text of a reply",
             )
             ok = False
     elif kind == "press" and not value.strip():

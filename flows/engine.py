@@ -7,6 +7,11 @@ it interrupted below), each `{flow, version, pc, slots, retries, waiting}`.
 Triggers are tried in order of strength: an intent, then a keyword, then a regex; among flows
 of the same strength, the first defined wins.
 
+The engine decides nothing about a message beyond its flows: the turn's arbiter (the core's
+hub/core/arbiter.py) looks first (`view`: the waiting question, whether the message answers it,
+the flow it would start) and then calls `run` (answer, or start), `start` (a digression on top
+of a waiting flow), `resume` or `cancel`.
+
 What the engine says in the hub's own words (a cancel confirmation, "back to where we were",
 an answer that doesn't fit) and which words stop a flow come from the core as `HubWords`.
 """
@@ -30,8 +35,16 @@ from flows.program import CompiledFlow, Op
 from flows.schema import ActionStep, AskStep, HandoffStep, HttpStep, LangText
 from flows.speech import Speech
 from flows.templates import compile_condition
-from hub.messages import Attachment, Handoff, Kind, Reply
-from hub.ports import FlowResult, HubWords, KnowledgeSearch, TurnContext
+from hub.messages import Attachment, Handoff, Kind, Reply, Understanding
+from hub.ports import (
+    FlowMatch,
+    FlowResult,
+    FlowView,
+    HubWords,
+    KnowledgeSearch,
+    TurnContext,
+    WaitingAsk,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +64,6 @@ class FlowEngine:
         default_language: str,
         actions: ActionRunner | None = None,
         http: httpx.AsyncClient | None = None,
-        interrupt_confidence: float = 0.5,
         knowledge: KnowledgeSearch | None = None,
         *,
         words: HubWords,
@@ -61,25 +73,68 @@ class FlowEngine:
         self.flows = {name: CompiledFlow.of(name, item.flow) for name, item in flows.items()}
         self.default_language = default_language
         self.actions = actions
-        # an intent interrupts a waiting question only when the NLU is at least this sure
-        self.interrupt_confidence = interrupt_confidence
         self._http = http
         self._conditions: dict[str, Any] = {}
 
     # ---- FlowRunner ---------------------------------------------------------------------------
 
+    def view(self, state: dict[str, Any], context: TurnContext) -> FlowView:
+        """The question waiting (and whether this message answers it) and the flow the
+        message would start: what the turn's arbiter weighs (hub/core/arbiter.py)."""
+        frames = self.live_frames(state)
+        waiting = None
+        if frames and frames[-1].get("waiting"):
+            frame = frames[-1]
+            flow = self.flows[frame["flow"]]
+            op = flow.ops[frame["pc"]]
+            if op.kind == "ask":
+                ask: AskStep = op.step
+                verdict = slot_value(ask, context.understanding, from_text=True)
+                changed = None if verdict.ok else self.correction(frame, context.understanding)
+                waiting = WaitingAsk(
+                    flow=flow.name,
+                    slot=ask.ask,
+                    answered=verdict.ok,
+                    free_text=not (ask.validate_ or ask.choices or ask.type),
+                    text_type=ask.type == "text",
+                    interruptible=flow.flow.interruptible,
+                    triggers=frozenset(flow.flow.trigger.intents),
+                    corrects=None if changed is None else changed[1],
+                )
+        found = self.triggered(context)
+        match = None
+        if found is not None:
+            intent = context.understanding.intent
+            by = "intent" if intent and intent in found.flow.trigger.intents else "keyword"
+            if by == "keyword" and not (found.keywords and found.keywords.search(_nfkc(context))):
+                by = "regex"
+            match = FlowMatch(found.name, by)
+        return FlowView(waiting, match)
+
     async def run(self, state: dict[str, Any], context: TurnContext) -> FlowResult:
         turn = _Turn(self, context, self.live_frames(state))
         if turn.frames:
-            if self.words.is_cancel(context.understanding):
-                reply = Reply(text=self.speech.hub_text("cancelled", context.language))
-                return FlowResult(handled=True, replies=(reply,), state={})
             return await turn.answer()
         flow = self.triggered(context)
         if flow is None:
             return FlowResult(handled=False, state=state)
         turn.start(flow.name)
         return await turn.execute()
+
+    async def start(self, state: dict[str, Any], context: TurnContext, flow: str) -> FlowResult:
+        turn = _Turn(self, context, self.live_frames(state))
+        turn.start(flow)
+        return await turn.execute()
+
+    def resume(self, state: dict[str, Any], context: TurnContext) -> FlowResult:
+        turn = _Turn(self, context, self.live_frames(state))
+        if not turn.frames:
+            return FlowResult(handled=False, state=state)
+        return turn.resume()
+
+    def cancel(self, state: dict[str, Any], context: TurnContext) -> FlowResult:
+        reply = Reply(text=self.speech.hub_text("cancelled", context.language))
+        return FlowResult(handled=True, replies=(reply,), state={})
 
     async def aclose(self) -> None:
         if self._http is not None:
@@ -93,10 +148,31 @@ class FlowEngine:
         found = next((f for f in candidates if intent and intent in f.flow.trigger.intents), None)
         if found or by_intent_only or context.understanding.explicit:
             return found
-        text = unicodedata.normalize("NFKC", context.understanding.text)
+        text = _nfkc(context)
         return next(
             (f for f in candidates if f.keywords and f.keywords.search(text)), None
         ) or next((f for f in candidates if f.regex and f.regex.search(text)), None)
+
+    def correction(
+        self, frame: dict[str, Any], understanding: Understanding
+    ) -> tuple[int, str, Any] | None:
+        """A change of mind: the message is no answer to the waiting question but gives an
+        earlier question of the same flow another valid value ("不对，是发错货了" at the
+        confirmation). Only questions that check their answer (choices, validate, a type other
+        than text) count: any text would fit one that doesn't. (its step, slot, new value)."""
+        flow = self.flows[frame["flow"]]
+        slots = frame["slots"]
+        for at in range(frame["pc"] - 1, -1, -1):
+            op = flow.ops[at]
+            if op.kind != "ask" or op.step.ask not in slots:
+                continue
+            ask: AskStep = op.step
+            if not (ask.choices or ask.validate_ or (ask.type and ask.type != "text")):
+                continue
+            verdict = slot_value(ask, understanding, from_text=True)
+            if verdict.ok and verdict.value != slots[ask.ask]:
+                return at, ask.ask, verdict.value
+        return None
 
     def live_frames(self, state: dict[str, Any]) -> list[dict[str, Any]]:
         """The saved frames whose flows still exist unchanged; a flow edited or removed since
@@ -214,20 +290,15 @@ class _Turn:
         ask: AskStep = op.step
         self.at(frame["flow"], op)
         verdict = slot_value(ask, self.context.understanding, from_text=True)
-        other = self.interrupter()
-        free_text = verdict.ok and not (ask.validate_ or ask.choices or ask.type)
-        if (
-            other is not None
-            and other.name != frame["flow"]
-            and self.flow(frame).flow.interruptible
-            and (not verdict.ok or (free_text and self.engine.triggered(self.context, True)))
-        ):
-            log.debug("flow %s interrupted by %s", frame["flow"], other.name)
-            self.start(other.name)
-            return await self.execute()
         if verdict.ok:
             frame["slots"][ask.ask] = verdict.value
             frame.update(pc=frame["pc"] + 1, retries=0, waiting=False)
+            return await self.execute()
+        changed = self.engine.correction(frame, self.context.understanding)
+        if changed is not None:  # "no, it was the wrong item": that answer, and on from there
+            at, slot, value = changed
+            frame["slots"][slot] = value
+            frame.update(pc=at + 1, retries=0, waiting=False)
             return await self.execute()
         frame["retries"] = int(frame.get("retries", 0)) + 1
         if frame["retries"] > ask.retries:
@@ -240,19 +311,6 @@ class _Turn:
             self.add(Reply(text=self.engine.speech.hub_text("invalid_answer", self.language)))
         self.add(question(ask, self.renderer()))
         return self.result()
-
-    def interrupter(self) -> CompiledFlow | None:
-        """The flow this message would start, if it is sure enough to interrupt a question:
-        by a keyword or regex, or by an intent of at least `interrupt_confidence`."""
-        u = self.context.understanding
-        other = self.engine.triggered(self.context)
-        if (
-            other is not None
-            and u.intent in other.flow.trigger.intents
-            and u.confidence < self.engine.interrupt_confidence
-        ):
-            return None
-        return other
 
     # ---- running steps -----------------------------------------------------------------------
 
@@ -383,7 +441,9 @@ class _Turn:
         runner = self.engine.actions
         if runner is None:
             raise FlowFailure(f"action {step.action}: the bot has no actions.py or action_endpoint")
-        request = action_request(step, frame["slots"], self.context, self.language)
+        request = action_request(
+            step, frame["slots"], self.context, self.language, said=self.replies
+        )
         try:
             outcome = await runner.run(request)
         except ActionError as e:
@@ -401,3 +461,8 @@ class _Turn:
             functools.partial(self.value, variables=variables),
             frame["slots"],
         )
+
+
+def _nfkc(context: TurnContext) -> str:
+    """The message as keywords and regexes see it (full-width letters as half-width)."""
+    return unicodedata.normalize("NFKC", context.understanding.text)

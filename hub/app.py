@@ -125,6 +125,7 @@ def serving(
         fallback if fallback is not None else make_fallback(settings),
         frozenset(settings.bot.handoff_intents),
         settings.bot.language,
+        settings.bot.interrupt_confidence,
     )
 
 

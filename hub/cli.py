@@ -115,7 +115,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     """Check the whole bot folder: NLU data, flows (schema, regexes, templates, slots, goto
     targets, intents, actions), actions.py, the conversation tests and the automation rules
     (schema, regexes, times, channels, intents); every problem printed
-    as `path:line:column: what is wrong`. Exit 1 when there is any."""
+    as `path:line:column: what is wrong`. Exit 1 when there is any. Warnings (an ask waiting
+    for an entity nothing extracts, NLU data warnings) are printed as `path:line:column:
+    warning: what` and don't fail the check."""
+    from flows.checks import as_warning, check_entities
     from flows.convtest import ConversationTestError, load_tests
     from hub.bot import read_bot
     from hub.features.automations.rules import AutomationError, load_bot_automations
@@ -133,7 +136,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         tests = load_tests(settings.bot.path / "tests")
     except ConversationTestError as e:
         errors += e.errors
-    for error in errors:
+    # warnings (path:line:column: warning: what) don't fail the check
+    warnings = [as_warning(w) for w in files.data.warnings] if files.data else []
+    warnings += check_entities(files.flows, files.data)
+    for error in errors + warnings:
         print(error)
     if errors:
         print(f"{len(errors)} error(s)", file=sys.stderr)
@@ -144,6 +150,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         f"ok: {len(files.flows)} flows, {intents} intents, "
         f"{len(actions) if actions is not None else 'server'} actions, "
         f"{len(tests)} conversation tests, {len(automations)} automations"
+        + (f", {len(warnings)} warning(s)" if warnings else "")
     )
     return 0
 
@@ -239,13 +246,19 @@ def _chat_line(sender: str, text: str, payload: dict[str, Any]) -> str:
         intent = nlu.get("intent") or "(none: out of scope or unsure)"
         entities = ", ".join(f"{e.get('entity')}={e.get('value')}" for e in nlu.get("entities", []))
         extra = f", {entities}" if entities else ""
-        return f"        · intent {intent} {nlu.get('confidence', 0):.2f}{extra}"
+        line = f"        · intent {intent} {nlu.get('confidence', 0):.2f}{extra}"
+        turn = payload.get("turn")
+        if turn:  # the arbiter's decision (hub/core/arbiter.py) and why
+            line += f"\n        · {turn.get('decision')}: {turn.get('reason')}"
+        return line
     lines = [f"{sender}> {text}"]
     for button in payload.get("buttons", []):
         lines.append(f"        [{button['title']}] -> {button['payload']}")
-    step = payload.get("bot")
-    if step:
-        lines.append(f"        · flow {step['flow']} › {step['step']}")
+    step = payload.get("bot") or {}
+    if "flow" in step:
+        lines.append(f"        · flow {step['flow']} › {step.get('step')}")
+    elif "knowledge" in step:
+        lines.append(f"        · knowledge {step['knowledge']} ({step.get('score')})")
     return "\n".join(lines)
 
 
@@ -311,6 +324,7 @@ BENCHMARKS = {
     "rest": "bench/rest_bench.py",
     "knowledge": "bench/knowledge_bench.py",
     "load": "bench/load_bench.py",
+    "dialogues": "bench/dialogues_bench.py",
 }
 
 
@@ -381,7 +395,9 @@ def parser() -> argparse.ArgumentParser:
         "--since", type=_when, help="examples labeled since; messages of conversations since"
     )
     review.add_argument("--until", type=_when, help="the same, before this time")
-    bench_help = "run the benchmarks: `kefu bench [nlu|rest|knowledge|load] [its options]`"
+    bench_help = (
+        "run the benchmarks: `kefu bench [nlu|rest|knowledge|load|dialogues] [its options]`"
+    )
     bench = sub.add_parser("bench", help=bench_help, description=bench_help, add_help=False)
     bench.set_defaults(func=cmd_bench)  # every option, --help too, goes to the benchmark
     return p

@@ -46,6 +46,12 @@ class TurnContext:
     language: str  # the reply language
     conversation_id: int
     contact: dict[str, Any] = field(default_factory=dict)
+    # The conversation so far, read only when asked (an action's Rasa tracker): its messages
+    # before this one, oldest first, as Rasa tracker events: {"event": "user", "text",
+    # "timestamp", "parse_data": {"intent": {"name", "confidence"}, "entities"}} for the
+    # customer's, {"event": "bot", "text", "timestamp", "data": {"buttons"}} for the bot's and
+    # agents'. None: no history available (a flow run outside a hub).
+    history: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None
 
 
 @dataclass(frozen=True)
@@ -56,8 +62,6 @@ class HubWords:
     # text(key, language, default_language): one of the hub's own sentences ("cancelled",
     # "resume", "invalid_answer", "knowledge_not_found"), in the language, else the default
     text: Callable[[str, str | None, str], str]
-    # is_cancel(understanding): the customer asks to stop (the cancel intent or a cancel word)
-    is_cancel: Callable[[Understanding], bool]
     # entry_text(entry, language, default_language): what the bot says for a knowledge entry
     # (a KnowledgeHit's entry): its summary in the language, and its link
     entry_text: Callable[[Any, str | None, str], str]
@@ -98,10 +102,61 @@ class KnowledgeSearch(Protocol):
     def search(self, query: str, k: int = 5, language: str | None = None) -> Sequence[Any]: ...
 
 
-class FlowRunner(Protocol):
-    """Runs the bot designer's flows for one customer message."""
+@dataclass(frozen=True)
+class WaitingAsk:
+    """The question a flow waits on, as the turn's arbiter (hub/core/arbiter.py) weighs a
+    message against it."""
 
-    async def run(self, state: dict[str, Any], context: TurnContext) -> FlowResult: ...
+    flow: str
+    slot: str
+    answered: bool  # the message is a valid answer to it
+    free_text: bool  # the ask takes any text (no validate, choices or type)
+    text_type: bool  # `type: text`: whatever the customer writes is the answer
+    interruptible: bool  # the flow lets another flow or the knowledge base interrupt it
+    triggers: frozenset[str] = frozenset()  # the waiting flow's own trigger intents
+    # a change of mind: the earlier question of the flow the message answers anew (its slot)
+    corrects: str | None = None
+
+
+@dataclass(frozen=True)
+class FlowMatch:
+    """The flow a message would start, and by what: "intent", "keyword" or "regex"."""
+
+    flow: str
+    by: str
+
+
+@dataclass(frozen=True)
+class FlowView:
+    """What the flows make of a message before anything runs."""
+
+    waiting: WaitingAsk | None = None
+    match: FlowMatch | None = None
+
+
+class FlowRunner(Protocol):
+    """Runs the bot designer's flows for one customer message. The arbiter looks first
+    (`view`), decides, then calls the one method its decision needs."""
+
+    def view(self, state: dict[str, Any], context: TurnContext) -> FlowView: ...
+
+    async def run(self, state: dict[str, Any], context: TurnContext) -> FlowResult:
+        """Answer the waiting question (re-asking when the answer doesn't fit), or start the
+        flow the message matches; handled=False when neither."""
+        ...
+
+    async def start(self, state: dict[str, Any], context: TurnContext, flow: str) -> FlowResult:
+        """Start `flow` on top of whatever waits (which resumes when it ends)."""
+        ...
+
+    def resume(self, state: dict[str, Any], context: TurnContext) -> FlowResult:
+        """Say "back to where we were" and ask the waiting question again (after a
+        digression answered outside the flows); nothing when nothing waits."""
+        ...
+
+    def cancel(self, state: dict[str, Any], context: TurnContext) -> FlowResult:
+        """Leave every flow, saying so."""
+        ...
 
 
 class Subscription(Protocol):

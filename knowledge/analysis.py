@@ -27,6 +27,14 @@ ENGLISH_STOP_WORDS = frozenset(
     "i me my we our you your it its this that these those there here can could would should "
     "will shall may might must have has had s t".split()
 )
+# Words that never make a match on their own: the stop words, question words and their Chinese
+# counterparts (jieba words). A small base gives them a high IDF, so "who is your boss" would
+# otherwise match "who pays for return shipping" on "who is" alone.
+FUNCTION_WORDS = ENGLISH_STOP_WORDS | frozenset(
+    "who whom whose what when where why how which please pls "
+    "的 了 是 吗 呢 吧 啊 呀 我 你 您 他 她 它 我们 你们 他们 这 那 这个 那个 谁 什么 怎么 怎样 "
+    "为什么 哪 哪里 哪个 在 有 和 就 都 也 要 会 能 可以 请 请问 一下".split()
+)
 
 
 def fold(text: str) -> str:

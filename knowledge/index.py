@@ -21,7 +21,8 @@ against an entry whose question is the query itself: about 1.0 (or more, when th
 the words) for a stored question asked word for word, near 0 for a passing match. The best hit
 is `confident` when that ratio reaches `min_confidence` and the runner-up scores at least
 `CONFIDENT_MARGIN` (10%) lower: two entries that fit equally are a question to clarify, not to
-answer. Defaults measured on the dev split: about half of the questions answered on their
+answer; and it must share a word with the query that is not a function word ("who is" alone
+matches nothing). Defaults measured on the dev split: about half of the questions answered on their
 own, 98% of those rightly, under 1% of unrelated questions (CLINC150 out-of-scope, SMP2019).
 """
 
@@ -36,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from knowledge.analysis import Analyzer
+from knowledge.analysis import FUNCTION_WORDS, Analyzer
 from knowledge.loader import Entry, load_entries
 
 __all__ = ["CONFIDENT_MARGIN", "MIN_CONFIDENCE", "Hit", "IndexSettings", "KnowledgeBase"]
@@ -228,9 +229,21 @@ class KnowledgeBase:
         hits = [
             Hit(self.entries[i], float(r), False) for i, r in zip(best[:k], ratios, strict=False)
         ]
-        if hits and self._confident(hits[0].score, runner_up):
+        if (
+            hits
+            and self._confident(hits[0].score, runner_up)
+            and self._shares_a_word(tokens, best[0])
+        ):
             hits[0] = dataclasses.replace(hits[0], confident=True)
         return hits
+
+    def _shares_a_word(self, tokens: list[str], entry: int) -> bool:
+        """Whether the entry matches a word of the query that is not a function word
+        (analysis.FUNCTION_WORDS): a match on "who is" alone is no answer."""
+        content = Counter(
+            self._vocabulary[t] for t in tokens if t in self._vocabulary and t not in FUNCTION_WORDS
+        )
+        return bool(content) and bool(self._scores(content)[entry] > 0)
 
     def _confident(self, ratio: float, runner_up: float) -> bool:
         """Close enough to the query's self score, and clearly ahead of the next entry."""

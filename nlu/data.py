@@ -3,6 +3,15 @@
 A Rasa project's ``nlu.yml`` loads as is: top-level keys other than ``version`` and ``nlu``
 (``responses``, ``stories``, ``rules``, ...) are ignored. Every problem found in every file is
 reported at once, as ``path:line:column: what is wrong``.
+
+Annotated entities are found at parse time as exact values: each annotated text (``[面条](food)``),
+its annotated value (``[NY](city:New York)``, ``[SF]{"entity": "carrier", "value": "顺丰"}``)
+and the ``synonym:`` variants of that value join the entity's lookup table (`TrainingData.lookups`,
+which the extractor is built from; `TrainingData.annotated` says which joined). Not the values
+that would be unsafe: a single character, text without a letter (an order number is a regex's
+job), what a regex of the entity already matches whole, and a value the data itself shows
+elsewhere without the annotation (a warning names it). A learned extractor was measured against
+this and does not beat it (BENCHMARKS.md, bench/nlu_entities.py).
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
+from nlu.entities import EntityExtractor
 from nlu.markup import EntitySpan, MarkupError, parse_markup
 
 __all__ = ["EntitySpan", "Example", "NluDataError", "TrainingData"]
@@ -56,8 +66,10 @@ class TrainingData:
     training_examples: list[Example] = field(default_factory=list)
     synonyms: dict[str, str] = field(default_factory=dict)
     regexes: dict[str, list[str]] = field(default_factory=dict)
-    lookups: dict[str, list[str]] = field(default_factory=dict)
+    lookups: dict[str, list[str]] = field(default_factory=dict)  # with the annotated values
     warnings: list[str] = field(default_factory=list)
+    # entity -> the annotated values (and their synonyms) that joined its lookup table
+    annotated: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, source: Source | Sequence[Source]) -> TrainingData:
@@ -158,10 +170,13 @@ class _Reader:
         self.data = TrainingData()
         self._seen: dict[str, tuple[str, str]] = {}  # text -> (intent, source)
         self._synonym_sources: dict[str, str] = {}
+        # (entity, value key) -> path:line:column of the first example annotating it
+        self.annotation_places: dict[tuple[str, str], str] = {}
 
     def finish(self) -> TrainingData:
         if self.errors:
             raise NluDataError(self.errors)
+        _add_annotated_values(self.data, self.annotation_places)
         return self.data
 
     def read_file(self, path: Path) -> None:
@@ -304,6 +319,8 @@ class _FileContext:
         self.reader.data.training_examples.append(Example(text, intent, spans, source))
         for span in spans:
             surface = text[span.start : span.end]
+            for value in (surface, span.value):
+                self.reader.annotation_places.setdefault((span.entity, _key(value)), str(position))
             if span.value != surface:
                 self._add_synonym(span.value, surface, position)
 
@@ -338,3 +355,75 @@ class _FileContext:
 
     def _value_at(self, mapping: CommentedMap, key: Any) -> _Position:
         return _Position(self.path, *mapping.lc.value(key))
+
+
+MAX_ROUNDS = 5  # of the safety check: dropping a value can let a shorter one match elsewhere
+
+
+def _key(value: str) -> str:
+    return " ".join(value.split()).casefold()
+
+
+def _add_annotated_values(data: TrainingData, places: dict[tuple[str, str], str]) -> None:
+    """Add the annotated values that are safe to look up to their entity's lookup table;
+    ``places`` tells where each (entity, value key) was first annotated."""
+    candidates: dict[str, dict[str, str]] = {}  # entity -> key -> spelling
+    where = dict(places)
+    for example in data.training_examples:
+        for span in example.entities:
+            for value in (example.text[span.start : span.end], span.value):
+                candidates.setdefault(span.entity, {}).setdefault(_key(value), value.strip())
+    for variant, canonical in data.synonyms.items():
+        for entity, values in candidates.items():
+            if _key(canonical) in values:
+                values.setdefault(variant, variant)
+                where.setdefault((entity, variant), where.get((entity, _key(canonical)), ""))
+    for entity, values in candidates.items():
+        declared = {_key(value) for value in data.lookups.get(entity, [])}
+        patterns = [re.compile(p, re.IGNORECASE) for p in data.regexes.get(entity, [])]
+        for key, value in list(values.items()):
+            if (
+                len(value) < 2
+                or not any(c.isalpha() for c in value)
+                or key in declared
+                or any(p.fullmatch(value) for p in patterns)
+            ):
+                del values[key]
+    for entity, key, text, source in _unsafe(data, candidates):
+        place = where.get((entity, key)) or "<nlu data>:1:1"
+        data.warnings.append(
+            f"{place}: annotated value {candidates[entity][key]!r} of entity "
+            f"{entity!r} is not looked up in messages: the data has {text!r} ({source}) "
+            "without that annotation"
+        )
+        del candidates[entity][key]
+    for entity, values in candidates.items():
+        if values:
+            data.lookups.setdefault(entity, []).extend(values.values())
+            data.annotated[entity] = list(values.values())
+
+
+def _unsafe(
+    data: TrainingData, candidates: dict[str, dict[str, str]]
+) -> list[tuple[str, str, str, str]]:
+    """The candidate values found, as the extractor would find them, in a training example
+    where they are not annotated as that entity: ``(entity, key, example text, source)``."""
+    remaining = {entity: dict(values) for entity, values in candidates.items()}
+    found: list[tuple[str, str, str, str]] = []
+    for _ in range(MAX_ROUNDS):
+        extractor = EntityExtractor(lookups={e: list(v.values()) for e, v in remaining.items()})
+        this_round: dict[tuple[str, str], tuple[str, str]] = {}
+        for example in data.training_examples:
+            annotated = {(s.entity, s.start, s.end) for s in example.entities}
+            for hit in extractor.extract(example.text):
+                if (hit["entity"], hit["start"], hit["end"]) in annotated:
+                    continue
+                key = _key(example.text[hit["start"] : hit["end"]])
+                if key in remaining.get(hit["entity"], {}):
+                    this_round.setdefault((hit["entity"], key), (example.text, example.source))
+        if not this_round:
+            break
+        for (entity, key), (text, source) in this_round.items():
+            found.append((entity, key, text, source))
+            del remaining[entity][key]
+    return found

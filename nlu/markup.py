@@ -1,4 +1,6 @@
-"""Rasa entity markup in training examples: ``[12345678](order_id)`` and ``[SF]{"entity": ...}``.
+"""Rasa entity markup in training examples: ``[12345678](order_id)``, ``[SF]{"entity": ...}``
+and, as Rasa 3 allows, several entities on one text: ``[Paris][{"entity": "city"},
+{"entity": "destination"}]``.
 
 The markup is stripped from the text and each annotation becomes an `EntitySpan` whose character
 offsets point into the stripped text.
@@ -10,8 +12,12 @@ import json
 import re
 from dataclasses import dataclass
 
-# `[text](entity)`, `[text](entity:value)` (Rasa 1 shorthand) or `[text]{"entity": ...}`.
-_ANNOTATION = re.compile(r"\[(?P<text>[^\[\]]+)\](?:\((?P<short>[^()]*)\)|(?P<json>\{[^{}]*\}))")
+# `[text](entity)`, `[text](entity:value)` (Rasa 1 shorthand), `[text]{"entity": ...}` or
+# `[text][{"entity": ...}, {"entity": ...}]`.
+_ANNOTATION = re.compile(
+    r"\[(?P<text>[^\[\]]+)\]"
+    r"(?:\((?P<short>[^()]*)\)|(?P<json>\{[^{}]*\})|(?P<list>\[\s*\{[^\[\]]*\}\s*\]))"
+)
 
 
 @dataclass(frozen=True)
@@ -45,7 +51,7 @@ def parse_markup(raw: str) -> tuple[str, tuple[EntitySpan, ...]]:
         parts.append(before)
         length += len(before)
         surface = match.group("text")
-        spans.append(_span(match, surface, length))
+        spans.extend(_spans(match, surface, length))
         parts.append(surface)
         length += len(surface)
         position = match.end()
@@ -60,23 +66,29 @@ def parse_markup(raw: str) -> tuple[str, tuple[EntitySpan, ...]]:
     return stripped, tuple(spans)
 
 
-def _span(match: re.Match[str], surface: str, start: int) -> EntitySpan:
+def _spans(match: re.Match[str], surface: str, start: int) -> list[EntitySpan]:
     end = start + len(surface)
     short = match.group("short")
     if short is not None:
         entity, _, value = short.partition(":")
         if not entity.strip():
             raise MarkupError(f"annotation [{surface}] has no entity name", match.start())
-        return EntitySpan(entity.strip(), value.strip() or surface, start, end)
+        return [EntitySpan(entity.strip(), value.strip() or surface, start, end)]
+    group = "json" if match.group("json") is not None else "list"
     try:
-        spec = json.loads(match.group("json"))
+        spec = json.loads(match.group(group))
     except json.JSONDecodeError as exc:
         raise MarkupError(
-            f"annotation [{surface}] has invalid JSON: {exc.msg}", match.start("json")
+            f"annotation [{surface}] has invalid JSON: {exc.msg}", match.start(group)
         ) from None
+    specs = spec if isinstance(spec, list) else [spec]
+    return [_from_json(item, surface, start, end, match.start(group)) for item in specs]
+
+
+def _from_json(spec: object, surface: str, start: int, end: int, offset: int) -> EntitySpan:
     entity = spec.get("entity") if isinstance(spec, dict) else None
-    if not isinstance(entity, str) or not entity.strip():
-        raise MarkupError(f'annotation [{surface}] needs an "entity" name', match.start("json"))
+    if not isinstance(spec, dict) or not isinstance(entity, str) or not entity.strip():
+        raise MarkupError(f'annotation [{surface}] needs an "entity" name', offset)
     value = spec.get("value", surface)
     role, group = spec.get("role"), spec.get("group")
     return EntitySpan(
@@ -91,7 +103,7 @@ def _span(match: re.Match[str], surface: str, start: int) -> EntitySpan:
 
 def _check_unclosed(raw: str) -> None:
     """Flag a ``[text](entity`` left unclosed, the commonest typo in annotated examples."""
-    for match in re.finditer(r"\[[^\[\]]*\][({]", raw):
+    for match in re.finditer(r"\[[^\[\]]*\][({]|\[[^\[\]]*\]\[\s*\{", raw):
         if not _ANNOTATION.match(raw, match.start()):
             raise MarkupError("unclosed entity annotation", match.start())
 

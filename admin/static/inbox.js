@@ -291,6 +291,8 @@ export function mount(root, session) {
     sender === "contact" && nlu && m.text ? h("div", { class: "nlu" },
       nlu.intent ? `${t("intent")}: ${nlu.intent} · ${t("confidence")} ${Math.round((nlu.confidence || 0) * 100)}%`
         : `${t("out_of_scope")} · ${t("confidence")} ${Math.round((nlu.confidence || 0) * 100)}%`) : null,
+    sender === "contact" && m.turn ? h("div", { class: "decision", "data-testid": "turn-decision", title: m.turn.reason || "" },
+      `${t("decision")}: ${m.turn.decision} · ${m.turn.reason || ""}`) : null,
     sender === "bot" && m.bot ? h("div", { class: "nlu" }, [m.bot.flow, m.bot.step !== undefined && m.bot.step !== null ? `${t("step")} ${m.bot.step}` : null].filter(Boolean).join(" · ")) : null);
   }
 

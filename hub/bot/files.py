@@ -14,7 +14,6 @@ from flows.actions import ActionError, ActionRunner, load_actions
 from flows.checks import check_references
 from hub.core.fallback import Fallback, entry_text
 from hub.core.texts import text as hub_text
-from hub.core.understanding import is_cancel
 from hub.features.nlu_review.review import read_labeled, with_labeled
 from hub.ops.settings import BotSettings, Settings, SettingsError
 from hub.ports import HubWords
@@ -29,7 +28,7 @@ from nlu.vectors import StaticVectors, VectorsError
 log = logging.getLogger(__name__)
 
 # what the flow engine borrows from the core: its sentences, cancel words, knowledge answers
-HUB_WORDS = HubWords(text=hub_text, is_cancel=is_cancel, entry_text=entry_text)
+HUB_WORDS = HubWords(text=hub_text, entry_text=entry_text)
 
 
 def model_dir(settings: Settings) -> Path:
@@ -182,7 +181,6 @@ def flow_engine(settings: Settings, files: BotFiles) -> FlowEngine:
         files.flows,
         settings.bot.language,
         files.actions,
-        interrupt_confidence=settings.bot.interrupt_confidence,
         knowledge=files.knowledge,
         words=HUB_WORDS,
     )

@@ -58,7 +58,13 @@ class Feature:
         inbound: Inbound,
     ) -> list[Outbound] | None:
         """A stored customer message, before anyone answers it: replies that take it (the
-        conversation keeps its status and the bot stays silent), or None to let it go on."""
+        conversation keeps its status and the bot stays silent), or None to let it go on.
+
+        Take only what is exactly yours (a rating answering the open question): whatever a
+        hook lets go reopens a resolved conversation to the bot, which answers it, so a
+        customer who writes after a resolution is never left unanswered. The one other taker
+        to come is a blocked contact (not built yet): a feature listed first whose hook
+        returns [] for them, so their message is kept, silently, and reopens nothing."""
         return None
 
     async def handoff_fields(self, conversation: Conversation, handoff: Handoff) -> dict[str, Any]:
@@ -79,7 +85,10 @@ class Feature:
         source: Status,
         actor: str,
     ) -> None:
-        """The conversation was just resolved (from `source`, by `actor`)."""
+        """The conversation was just resolved (from `source`, by `actor`). A customer's
+        message may be stored, and its turn reopen the conversation, at any moment of this
+        hook: whatever it sends must still hold then (CSAT asks only in the same transaction
+        that checks the customer has not written since)."""
 
     async def details(self, conversation: Conversation) -> dict[str, Any]:
         """What the inbox shows of the conversation beside the core's view (its keys)."""
@@ -149,17 +158,28 @@ class Conversations:
             for reply in replies
         ]
         conversation, messages = await self.store.add_messages(conversation, drafts, **fields)
+        return conversation, await self.deliver(conversation, messages, inline, recipient_id)
+
+    async def deliver(
+        self,
+        conversation: Conversation,
+        messages: Sequence[Message],
+        inline: bool = False,
+        recipient_id: str | None = None,
+    ) -> list[tuple[Message, Outbound | None]]:
+        """Messages just stored: published, and (unless private) queued in the outbox or,
+        `inline`, given back for the caller to deliver; each with what goes to the channel."""
         posted: list[tuple[Message, Outbound | None]] = []
         for message in messages:
             await self.publish("message.created", conversation, message_view(message))
-            if private:
+            if message.private:
                 posted.append((message, None))
                 continue
             outbound = await self.outbound(message, recipient_id)
             if not inline:
                 self.outbox.enqueue(outbound)
             posted.append((message, outbound))
-        return conversation, posted
+        return posted
 
     def draft(
         self,

@@ -42,12 +42,19 @@ class Fallback:
         self.clarify_options = dict(clarify_options or {}) if use_clarify else {}
 
     def answer(self, state: dict[str, Any], context: TurnContext) -> FlowResult:
+        """The whole chain: a "Did this help?" press, else knowledge, else `unanswered`."""
         understanding = context.understanding
         if understanding.intent in (HELPED, NOT_HELPED):
             return self.feedback(state, context)
-        found = self.knowledge_answer(state, context)
-        if found is not None:
-            return found
+        hit = self.best_hit(context)
+        if hit is not None:
+            return self.knowledge_answer(state, context, hit)
+        return self.unanswered(state, context)
+
+    def unanswered(self, state: dict[str, Any], context: TurnContext) -> FlowResult:
+        """Nothing answers the message: "did you mean", or say so; after `handoff_after` of
+        these in a row, a human."""
+        understanding = context.understanding
         unanswered = [*state.get("unanswered", []), understanding.text][-5:]
         if len(unanswered) >= self.handoff_after:
             return FlowResult(
@@ -64,14 +71,19 @@ class Fallback:
 
     # ---- 1. knowledge ---------------------------------------------------------------------
 
-    def knowledge_answer(self, state: dict[str, Any], context: TurnContext) -> FlowResult | None:
+    def best_hit(self, context: TurnContext) -> Any | None:
+        """The knowledge base's confident best answer to the message, or None."""
         question = context.understanding.text.strip()
         if self.knowledge is None or not question or question.startswith("/"):
             return None
         hits = self.knowledge.search(question, k=3, language=context.language)
-        if not hits or not hits[0].confident:
-            return None
-        entry = hits[0].entry
+        return hits[0] if hits and hits[0].confident else None
+
+    def knowledge_answer(self, state: dict[str, Any], context: TurnContext, hit: Any) -> FlowResult:
+        """Answer with a knowledge entry (`best_hit`): its summary and link, and "Did this
+        help?" buttons."""
+        question = context.understanding.text.strip()
+        entry = hit.entry
         lang = context.language
         body = entry_text(entry, lang, self.default_language)
         reply = Reply(
@@ -85,14 +97,14 @@ class Fallback:
                     payload=not_helped(entry.id),
                 ),
             ),
-            meta={"knowledge": entry.id, "score": round(float(hits[0].score), 3)},
+            meta={"knowledge": entry.id, "score": round(float(hit.score), 3)},
         )
         asked = {"entry": entry.id, "question": question}
         return FlowResult(
             handled=True,
             replies=(reply,),
             state={**state, "unanswered": [], "knowledge": asked},
-            events=(("knowledge.answered", asked | {"score": float(hits[0].score)}),),
+            events=(("knowledge.answered", asked | {"score": float(hit.score)}),),
         )
 
     def feedback(self, state: dict[str, Any], context: TurnContext) -> FlowResult:

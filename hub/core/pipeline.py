@@ -7,16 +7,19 @@ Read `Pipeline.receive` top to bottom; everything it calls is one step of that l
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hub.core.arbiter import Arbiter, Decision, flow_turn
 from hub.core.conversations import Conversations, Feature
-from hub.core.fallback import Fallback
+from hub.core.fallback import CLARIFY_MIN, Fallback
+from hub.core.history import history
 from hub.core.locks import KeyedLocks
 from hub.core.status import BOT_SPEAKS, InvalidTransition
-from hub.core.understanding import is_cancel, understand
+from hub.core.understanding import understand
 from hub.core.views import message_view
 from hub.messages import Handoff, Inbound, Outbound, Status, Understanding
 from hub.ops import logs
@@ -37,6 +40,16 @@ class Bot:
     fallback: Fallback
     handoff_intents: frozenset[str] = frozenset()  # these intents ask for a human
     language: str = "en"  # the bot's default language
+    interrupt_confidence: float = 0.5  # how sure an intent must be to interrupt or beat knowledge
+
+    @functools.cached_property
+    def arbiter(self) -> Arbiter:
+        return Arbiter(
+            self.handoff_intents,
+            self.interrupt_confidence,
+            clarifiable=frozenset(self.fallback.clarify_options),
+            clarify_min=CLARIFY_MIN,
+        )
 
 
 class Pipeline:
@@ -93,8 +106,8 @@ class Pipeline:
             # 3-5. The turn: stored as pending until it is over, so that a process that dies
             #      in the middle leaves it to be taken again (`recover`), never lost.
             replies = await self.turn(conversation, message, inbound, understanding)
-            if turn_pending:
-                await self.store.finish_turn(message.id)
+            if turn_pending:  # with the arbiter's decision (payload.turn)
+                await self.store.finish_turn(message.id, message.payload)
             return replies
 
     async def turn(
@@ -113,12 +126,14 @@ class Pipeline:
         for feature in self.features:
             taken = await feature.before_turn(self.conversations, conversation, message, inbound)
             if taken is not None:
-                return taken  # a satisfaction rating: stored, the conversation stays resolved
+                return taken  # a rating answer (later: a blocked contact); the status stays
         conversation = await self.wake(conversation)
         if conversation.status not in BOT_SPEAKS:
             return []  # a human has it: message.created has reached the inbox
 
-        # 4. The bot's turn: handoff request, else the flows, else the fallback chain.
+        # 4. The bot's turn: one arbiter decides what to do with the message (hub/core/
+        #    arbiter.py): answer the flow's question, start or digress to a flow, answer from
+        #    the knowledge base, cancel, hand over, clarify, or fall back.
         bot = self.bot  # the one this turn began with, whatever a reload swaps in meanwhile
         understanding = self.chosen_option(conversation, inbound, bot) or understanding
         language = self.reply_language(conversation, understanding, bot)
@@ -131,38 +146,53 @@ class Pipeline:
                 "name": inbound.sender_name,
                 "channel": inbound.channel,
             },
+            history=history(self.store, message.conversation_id, message.id or 0),
         )
-        turn = self.asked_for_a_human(conversation, understanding, bot) or await self.run_flows(
-            conversation, context, bot
-        )
-        if not turn.handled:
-            turn = bot.fallback.answer(conversation.flow_state, context)
+        state = conversation.flow_state
+        view = bot.flows.view(state, context)
+        decision = bot.arbiter.decide(understanding, view, lambda: bot.fallback.best_hit(context))
+        message.payload = {**message.payload, "turn": decision.record()}  # kept at finish_turn
+        turn = await self.act(decision, state, context, bot)
 
         # 5. Say what the bot says; hand over if it hands over; remember where it is.
         return await self.conclude(conversation, message, turn, language, inbound.sender_id)
 
-    def asked_for_a_human(
-        self, conversation: Conversation, understanding: Understanding, bot: Bot
-    ) -> FlowResult | None:
-        # a cancel word stops the flow instead, even when the NLU reads it as a handoff intent
-        if understanding.intent not in bot.handoff_intents or is_cancel(understanding):
-            return None
-        handoff = Handoff(
-            reason="customer_request",
-            intent=understanding.intent,
-            slots=conversation.flow_state.get("slots", {}),
-        )
-        return FlowResult(handled=True, handoff=handoff)
-
-    async def run_flows(
-        self, conversation: Conversation, context: TurnContext, bot: Bot
+    async def act(
+        self, decision: Decision, state: dict[str, Any], context: TurnContext, bot: Bot
     ) -> FlowResult:
+        """Carry out the arbiter's decision."""
+        flows, fallback = bot.flows, bot.fallback
+        match decision.act:
+            case "handoff":
+                handoff = Handoff(
+                    reason="customer_request",
+                    intent=context.understanding.intent,
+                    slots=state.get("slots", {}),
+                )
+                return FlowResult(handled=True, handoff=handoff)
+            case "knowledge":
+                answered = fallback.knowledge_answer(state, context, decision.hit)
+                return then_resume(answered, flows.resume(answered.state, context))
+            case "feedback":
+                pressed = fallback.feedback(state, context)
+                if pressed.handoff is not None:
+                    return pressed
+                return then_resume(pressed, flows.resume(pressed.state, context))
+            case "clarify":
+                return FlowResult(handled=True, replies=(fallback.clarify(context),), state=state)
+            case "fallback":
+                return fallback.unanswered(state, context)
+        # cancel, answer, start, digress: the flows' part
+        turn = await self.run_flows(context, flow_turn(decision, flows, state, context))
+        return turn if turn.handled else fallback.unanswered(state, context)
+
+    async def run_flows(self, context: TurnContext, running: Awaitable[FlowResult]) -> FlowResult:
         """The designer's flows; a flow that fails hands the customer to a human rather than
         leaving them without an answer."""
         try:
-            return await bot.flows.run(conversation.flow_state, context)
+            return await running
         except Exception as e:
-            log.exception("flow failed in conversation %s", conversation.id)
+            log.exception("flow failed in conversation %s", context.conversation_id)
             return FlowResult(
                 handled=True,
                 handoff=Handoff(
@@ -228,24 +258,29 @@ class Pipeline:
             assert conversation is not None
             understanding = Understanding.model_validate(message.payload.get("nlu") or {"text": ""})
             replies = await self.turn(conversation, message, inbound, understanding)
-        await self.store.finish_turn(message.id)
+        await self.store.finish_turn(message.id, message.payload)
         return replies
 
     async def wake(self, conversation: Conversation) -> Conversation:
         """A customer writing again reopens a resolved conversation to the bot, and wakes a
-        snoozed one for its agent."""
-        target = {Status.RESOLVED: Status.BOT, Status.SNOOZED: Status.OPEN}.get(
-            Status(conversation.status)
-        )
-        if target is None:
-            return conversation
-        try:
-            return await self.conversations.transition(
-                conversation, target, "contact", reason="customer wrote again"
+        snoozed one for its agent. Decided on the conversation as it is now, not as it was
+        when the message was stored: one an agent resolved meanwhile is reopened to the bot,
+        which answers (README "Customer satisfaction (CSAT)")."""
+        assert conversation.id is not None
+        for _ in range(3):  # each retry needs another status change in between
+            conversation = await self.store.get_conversation(conversation.id) or conversation
+            target = {Status.RESOLVED: Status.BOT, Status.SNOOZED: Status.OPEN}.get(
+                Status(conversation.status)
             )
-        except InvalidTransition:  # an agent or the snooze timer changed it first: as it is now
-            assert conversation.id is not None
-            return await self.store.get_conversation(conversation.id) or conversation
+            if target is None:
+                return conversation
+            try:
+                return await self.conversations.transition(
+                    conversation, target, "contact", reason="customer wrote again"
+                )
+            except InvalidTransition:  # an agent or the snooze timer changed it first
+                continue  # decide again on what it is now (resolved meanwhile: the bot's)
+        return conversation
 
     def chosen_option(
         self, conversation: Conversation, inbound: Inbound, bot: Bot
@@ -311,3 +346,16 @@ class Pipeline:
         if inline:  # delivered in the channel's answer; the outbox counts the others
             self.metrics.message_out(conversation.channel, len(replies))
         return replies
+
+
+def then_resume(first: FlowResult, resumed: FlowResult) -> FlowResult:
+    """An answer given outside the flows, then the waiting flow's question again (`resumed`:
+    FlowRunner.resume; nothing when no flow waits)."""
+    if not resumed.replies:
+        return first
+    return FlowResult(
+        handled=True,
+        replies=(*first.replies, *resumed.replies),
+        state={**first.state, **resumed.state},
+        events=first.events,
+    )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import unicodedata
 from typing import Any
 
 from hub.messages import Inbound, Understanding
@@ -13,9 +12,6 @@ from hub.ports import Classifier
 
 _PAYLOAD = re.compile(r"^/(?P<intent>[^\s{}/]+)(?P<entities>\{.*\})?$", re.DOTALL)
 MAX_PAYLOAD_DEPTH = 32  # nesting of `/intent{json}` values; no button needs more
-# A message that is only one of these (or has the intent `cancel`) stops what the bot is doing.
-CANCEL_WORDS = frozenset({"cancel", "stop", "quit", "取消", "算了", "不用了", "退出"})
-_NOT_WORD = re.compile(r"[\s\W_]+")
 
 
 class PayloadTooDeep(ValueError):
@@ -87,12 +83,3 @@ def _too_deep(value: Any, levels: int) -> bool:
         return True
     children = value.values() if isinstance(value, dict) else value
     return any(_too_deep(child, levels - 1) for child in children)
-
-
-def is_cancel(understanding: Understanding) -> bool:
-    """Whether the customer asks to stop: the intent `cancel`, or a cancel word alone
-    (punctuation and case don't matter)."""
-    if understanding.intent == "cancel":
-        return True
-    text = unicodedata.normalize("NFKC", understanding.text)
-    return _NOT_WORD.sub("", text).casefold() in CANCEL_WORDS

@@ -8,7 +8,7 @@ from typing import Any
 
 from hub.store import Agent, AuditLog, Contact, ConversationRow, Message
 
-SHOWN = frozenset({"buttons", "attachments", "nlu", "bot"})  # message_view's own keys
+SHOWN = frozenset({"buttons", "attachments", "nlu", "bot", "turn"})  # message_view's own keys
 
 
 def message_view(message: Message) -> dict[str, Any]:
@@ -25,6 +25,8 @@ def message_view(message: Message) -> dict[str, Any]:
         "attachments": message.payload.get("attachments", []),
         "nlu": message.payload.get("nlu"),
         "bot": message.payload.get("bot"),  # the flow and step a bot message came from
+        # what the bot decided to do with a customer message, and why (hub/core/arbiter.py)
+        "turn": message.payload.get("turn"),
         # what the channel added (an email's subject and headers, a location, a deep link)
         "details": {k: v for k, v in message.payload.items() if k not in SHOWN},
         "private": message.private,

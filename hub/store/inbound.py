@@ -92,12 +92,16 @@ class InboundStore(Aggregate):
         message = await self.find_inbound(channel, channel_message_id)
         return message.conversation_id if message is not None else None
 
-    async def finish_turn(self, message_id: int) -> None:
-        """The bot's turn for this customer message is over (answered, or nothing to say)."""
+    async def finish_turn(self, message_id: int, payload: dict[str, Any] | None = None) -> None:
+        """The bot's turn for this customer message is over (answered, or nothing to say);
+        `payload`, when given, replaces the message's (the turn's decision added to it)."""
+        values: dict[str, Any] = {"turn_pending": False}
+        if payload is not None:
+            values["payload"] = payload
         finish = (
             update(Message)
             .where(col(Message.id) == message_id, col(Message.turn_pending).is_(True))
-            .values(turn_pending=False)
+            .values(**values)
         )
         await self.db.run(lambda s: s.exec(finish))
 

@@ -122,6 +122,24 @@ class MessageStore(Aggregate):
             query = query.order_by(col(Message.id)).limit(limit)
             return list((await s.exec(query)).all())
 
+    async def messages_before(
+        self, conversation_id: int, before_id: int, limit: int = 100
+    ) -> list[Message]:
+        """The conversation's last `limit` public messages before message `before_id`, oldest
+        first."""
+        query = (
+            select(Message)
+            .where(
+                Message.conversation_id == conversation_id,
+                col(Message.id) < before_id,
+                col(Message.private).is_(False),
+            )
+            .order_by(col(Message.id).desc())
+            .limit(limit)
+        )
+        async with self.db.read() as s:
+            return list(reversed((await s.exec(query)).all()))
+
     async def get_message(self, message_id: int) -> Message | None:
         return await self.db.run(lambda s: s.get(Message, message_id), write=False)
 

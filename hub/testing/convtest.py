@@ -3,8 +3,9 @@ and loading: flows/convtest.py), run against a whole hub in memory.
 
 `run_tests` starts one hub (SQLite in a temporary folder, only the in-memory channel, whatever
 database and channels the settings name) and gives each test its own customer, so tests never
-share a conversation. A test stops at its first failing step; `format_result` reports it like a
-diff, `summary` counts.
+share a conversation. `agent:` steps are done by one agent of that hub (an `agent` role, no
+teams) through the inbox API's route functions, as a request from the inbox would. A test stops
+at its first failing step; `format_result` reports it like a diff, `summary` counts.
 """
 
 from __future__ import annotations
@@ -12,13 +13,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from flows.convtest import ConversationTest, Step
 from hub.messages import Outbound, Status
 from hub.ops.settings import Settings
 from hub.ports import Classifier, FlowRunner
+from hub.store import Agent
 from hub.testing.testbot import TestBot
+
+AGENT_EMAIL = "convtest-agent@example.com"
 
 
 @dataclass(frozen=True)
@@ -47,13 +51,61 @@ class TestResult:
 
 
 class Customer(Protocol):
-    """What `run_test` needs of a `TestBot`."""
+    """What `run_test` needs: a customer (a `TestBot`) and an agent on their conversation."""
 
     async def say(self, text: str, message_id: str | None = None) -> list[Outbound]: ...
 
     async def press(self, payload: str, title: str | None = None) -> list[Outbound]: ...
 
     async def status(self) -> Status: ...
+
+    async def agent(self, action: str) -> list[Outbound]: ...
+
+
+class HubCustomer:
+    """A `TestBot` customer, and an agent who works on their conversation as the inbox API
+    does: `take` and `resolve` are `POST /conversations/{id}/status`, any other text is
+    `POST /conversations/{id}/messages` (the route functions themselves, called in process)."""
+
+    def __init__(self, bot: TestBot, agent: Agent) -> None:
+        self.bot = bot
+        self.inbox_agent = agent
+
+    async def say(self, text: str, message_id: str | None = None) -> list[Outbound]:
+        return await self.bot.say(text, message_id)
+
+    async def press(self, payload: str, title: str | None = None) -> list[Outbound]:
+        return await self.bot.press(payload, title)
+
+    async def status(self) -> Status:
+        return await self.bot.status()
+
+    async def agent(self, action: str) -> list[Outbound]:
+        """Do `action`; returns what the customer received because of it."""
+        from hub.inbox.routes import reply, set_status
+        from hub.inbox.schemas import ReplyBody, StatusBody
+
+        hub, agent = self.bot.hub, self.inbox_agent
+        before = len(await self.bot.received())
+        conversation_id = await self.bot.conversation_id()
+        action = action.strip()
+        if action == "take":
+            await set_status(conversation_id, StatusBody(status=Status.OPEN), hub, agent)
+        elif action == "resolve":
+            await set_status(conversation_id, StatusBody(status=Status.RESOLVED), hub, agent)
+        else:
+            await reply(conversation_id, ReplyBody(text=action), hub, agent)
+        return (await self.bot.received())[before:]
+
+
+async def inbox_agent(hub: Any) -> Agent:
+    """The agent of `agent:` steps, created in the hub's store (once: found again after). It
+    can't log in: its password hash is no hash."""
+    found: Agent | None = await hub.store.agent_by_email(AGENT_EMAIL)
+    if found is not None:
+        return found
+    agent: Agent = await hub.store.create_agent(AGENT_EMAIL, "Test agent", "!", role="agent")
+    return agent
 
 
 # --- running ------------------------------------------------------------------------------------
@@ -88,6 +140,13 @@ async def run_test(bot: Customer, test: ConversationTest) -> TestResult:
                     (b.title for r in replies for b in r.buttons if b.payload == step.value), None
                 )
                 replies, after = await bot.press(step.value, title), 0
+            elif step.kind == "agent":
+                replies, after = await bot.agent(step.value), 0
+            elif step.kind == "not":
+                if any(step.matches(r.text) for r in replies):
+                    expected = f"no message like {step.value}"
+                    message = "a message of the turn matches the `not:` line"
+                    failure = Failure(step, message, expected, _message_lines(replies))
             elif step.kind == "bot":
                 found = next(
                     (i for i in range(after, len(replies)) if step.matches(replies[i].text)), None
@@ -132,8 +191,10 @@ async def run_tests(
     )
     results: list[TestResult] = []
     async with TestBot.running(settings, classifier, flows) as hub_bot:
+        agent = await inbox_agent(hub_bot.hub)
         for number, test in enumerate(tests, 1):
-            result = await run_test(hub_bot.customer(f"convtest-{number}"), test)
+            customer = HubCustomer(hub_bot.customer(f"convtest-{number}"), agent)
+            result = await run_test(customer, test)
             results.append(result)
             if on_result is not None:
                 on_result(result)

@@ -33,7 +33,7 @@ from channels.telegram import (
 from flows import FlowEngine
 from hub.app import create_app
 from hub.messages import Button, Event, Inbound, Kind, Outbound, Sender, utcnow
-from hub.ports import DeliveryError, FlowResult, TurnContext
+from hub.ports import DeliveryError, FlowResult, FlowView, TurnContext
 from nlu import IntentClassifier
 from tests.conftest import client_for, make_settings
 from tests.test_channels.conftest import MakeHub
@@ -963,9 +963,22 @@ class GatedFlows:
         self.inner = inner
         self.gate = asyncio.Event()
 
+    def view(self, state: dict[str, Any], context: TurnContext) -> FlowView:
+        return self.inner.view(state, context)
+
     async def run(self, state: dict[str, Any], context: TurnContext) -> FlowResult:
         await self.gate.wait()
         return await self.inner.run(state, context)
+
+    async def start(self, state: dict[str, Any], context: TurnContext, flow: str) -> FlowResult:
+        await self.gate.wait()
+        return await self.inner.start(state, context, flow)
+
+    def resume(self, state: dict[str, Any], context: TurnContext) -> FlowResult:
+        return self.inner.resume(state, context)
+
+    def cancel(self, state: dict[str, Any], context: TurnContext) -> FlowResult:
+        return self.inner.cancel(state, context)
 
 
 async def test_the_webhook_answers_before_the_bots_turn_is_over(

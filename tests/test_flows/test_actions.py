@@ -5,6 +5,7 @@ ActionError that says what went wrong."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -12,11 +13,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from rasa_sdk.interfaces import Tracker
 
 from flows.actions import (
     ActionError,
@@ -26,6 +29,7 @@ from flows.actions import (
     HttpActions,
     InProcessActions,
     load_actions,
+    tracker_state,
 )
 
 BOT = Path(__file__).resolve().parents[1] / "fixtures" / "actions"
@@ -261,20 +265,19 @@ def free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="module")
-def action_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`python -m rasa_sdk --actions actions` serving tests/fixtures/actions/actions.py."""
+@contextlib.contextmanager
+def serving(folder: Path, module: str, log: Path) -> Iterator[str]:
+    """`python -m rasa_sdk --actions MODULE` with `folder` on its path; yields its webhook URL."""
     port = free_port()
-    log = tmp_path_factory.mktemp("action_server") / "server.log"
     env = {
         **os.environ,
-        "PYTHONPATH": str(BOT),
+        "PYTHONPATH": str(folder),
         "PYTHONDONTWRITEBYTECODE": "1",
         "SANIC_HOST": "127.0.0.1",
     }
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)],
+            [sys.executable, "-m", "rasa_sdk", "--actions", module, "--port", str(port)],
             cwd=log.parent,
             env=env,
             stdout=out,
@@ -303,6 +306,14 @@ def action_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+
+@pytest.fixture(scope="module")
+def action_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`python -m rasa_sdk --actions actions` serving tests/fixtures/actions/actions.py."""
+    log = tmp_path_factory.mktemp("action_server") / "server.log"
+    with serving(BOT, "actions", log) as url:
+        yield url
 
 
 @pytest.fixture
@@ -494,3 +505,268 @@ async def test_a_flow_runs_the_action_and_uses_its_slots(
     assert lost.handoff is not None and lost.handoff.team == "logistics"
     assert lost.handoff.note == "Lost parcel 87654321"
     assert lost.handoff.slots["order_status"] == "lost"
+
+
+# ---- the conversation's events in the tracker ------------------------------------------------
+
+HISTORY_ACTIONS = '''\
+"""Actions that read the tracker's history, as Rasa actions do."""
+
+from rasa_sdk import Action
+from rasa_sdk.events import SlotSet
+
+
+class Recall(Action):
+    def name(self):
+        return "recall"
+
+    def run(self, dispatcher, tracker, domain):
+        last_bot = tracker.get_last_event_for("bot")
+        users = [e["text"] for e in tracker.events if e["event"] == "user"]
+        earlier_order = next(
+            (
+                entity["value"]
+                for e in tracker.events
+                if e["event"] == "user"
+                for entity in e["parse_data"]["entities"]
+                if entity["entity"] == "order_id"
+            ),
+            None,
+        )
+        dispatcher.utter_message(text=f"You answered {last_bot['text']!r} with {users[-1]!r}")
+        dispatcher.utter_message(text=f"First you said {users[0]!r}, about order {earlier_order}")
+        return [
+            SlotSet("last_bot", last_bot["text"]),
+            SlotSet("last_buttons", last_bot["data"]["buttons"]),
+            SlotSet("first_user", users[0]),
+            SlotSet("earlier_order", earlier_order),
+            SlotSet("latest", tracker.latest_message["text"]),
+            SlotSet("channel", tracker.get_latest_input_channel()),
+            SlotSet("kinds", [e["event"] for e in tracker.events_after_latest_restart()]),
+            SlotSet("listens", [e.get("name") for e in tracker.events if e["event"] == "action"]),
+            SlotSet("slot_events", {e["name"]: e["value"] for e in tracker.events if e["event"] == "slot"}),
+            SlotSet("city", tracker.get_slot("city")),
+        ]
+'''
+
+EARLIER = [  # as hub/core/history.py gives them
+    {
+        "event": "user",
+        "text": "my order 12345678 is late",
+        "timestamp": 1700000000.0,
+        "parse_data": {
+            "text": "my order 12345678 is late",
+            "intent": {"name": "check_order", "confidence": 0.9},
+            "entities": [{"entity": "order_id", "value": "12345678", "start": 9, "end": 17}],
+            "intent_ranking": [{"name": "check_order", "confidence": 0.9}],
+        },
+        "input_channel": "web",
+        "message_id": "7",
+    },
+    {
+        "event": "bot",
+        "text": "Order 12345678 is on its way.",
+        "timestamp": 1700000001.0,
+        "data": {"buttons": []},
+    },
+    {
+        "event": "user",
+        "text": "I want it sent to another city",
+        "timestamp": 1700000100.0,
+        "parse_data": {
+            "text": "I want it sent to another city",
+            "intent": {"name": "change_address", "confidence": 0.8},
+            "entities": [],
+            "intent_ranking": [{"name": "change_address", "confidence": 0.8}],
+        },
+        "input_channel": "web",
+        "message_id": "9",
+    },
+    {
+        "event": "bot",
+        "text": "Which city?",
+        "timestamp": 1700000101.0,
+        "data": {"buttons": [{"title": "Shanghai", "payload": "Shanghai"}]},
+    },
+]
+
+
+def with_history(
+    events: list[dict[str, Any]] | None, calls: list[int] | None = None, **fields: Any
+) -> ActionRequest:
+    async def history() -> list[dict[str, Any]]:
+        if calls is not None:
+            calls.append(1)
+        return events or []
+
+    base = request("recall", slots={"city": "Hangzhou"}, text="Hangzhou")
+    return replace(base, history=None if events is None else history, channel="web", **fields)
+
+
+@pytest.fixture(scope="module")
+def history_bot(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("history_bot")
+    (folder / "history_actions.py").write_text(HISTORY_ACTIONS, encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def history_server(history_bot: Path) -> Iterator[str]:
+    with serving(history_bot, "history_actions", history_bot / "server.log") as url:
+        yield url
+
+
+@pytest.fixture(params=["in_process", "action_server"])
+def history_runner(request: pytest.FixtureRequest, history_bot: Path) -> ActionRunner:
+    if request.param == "in_process":
+        return InProcessActions(history_bot / "history_actions.py")
+    return HttpActions(request.getfixturevalue("history_server"), timeout=5)
+
+
+async def test_an_action_reads_the_last_bot_utterance_and_an_earlier_message(
+    history_runner: ActionRunner,
+) -> None:
+    outcome = await history_runner.run(with_history(EARLIER))
+    slots = outcome.slots
+    assert slots["last_bot"] == "Which city?"  # what the customer is answering
+    assert slots["last_buttons"] == [{"title": "Shanghai", "payload": "Shanghai"}]
+    assert slots["first_user"] == "my order 12345678 is late"
+    assert slots["earlier_order"] == "12345678"  # an entity of an earlier message
+    assert slots["latest"] == "Hangzhou"
+    assert slots["channel"] == "web"
+    assert outcome.messages[0]["text"] == "You answered 'Which city?' with 'Hangzhou'"
+    # as Rasa records a conversation: a listen before each message, this turn's message last,
+    # then the flow's slots
+    assert slots["kinds"] == [
+        *["action", "user", "bot"] * 2,
+        *["action", "user", "slot"],
+    ]
+    assert slots["listens"] == ["action_listen"] * 3
+    assert slots["slot_events"] == {"city": "Hangzhou"}
+    assert slots["city"] == "Hangzhou"
+
+
+async def test_what_the_flow_said_this_turn_is_the_last_bot_utterance(
+    history_runner: ActionRunner,
+) -> None:
+    said = ({"text": "Let me check that for you.", "buttons": []},)
+    outcome = await history_runner.run(with_history(EARLIER, said=said))
+    assert outcome.slots["last_bot"] == "Let me check that for you."
+    assert outcome.slots["kinds"][-3:] == ["user", "bot", "slot"]
+
+
+async def test_without_history_the_tracker_has_this_turn_only(history_bot: Path) -> None:
+    local = InProcessActions(history_bot / "history_actions.py")
+    req = replace(with_history([]), name="greet_customer")
+    tracker = Tracker.from_dict(await tracker_state(replace(req, history=None)))
+    assert [e["event"] for e in tracker.events] == ["action", "user", "slot"]
+    assert tracker.events[1]["parse_data"]["metadata"] == {"language": "en"}
+    assert tracker.latest_message["text"] == "Hangzhou"
+    with pytest.raises(ActionError, match=r"'recall' raised TypeError"):  # no bot event to read
+        await local.run(with_history(None))
+
+
+async def test_history_is_read_only_when_the_action_runs(history_bot: Path) -> None:
+    from flows.calls import action_request
+    from flows.schema import ActionStep
+    from hub.messages import Understanding
+    from hub.ports import TurnContext
+
+    calls: list[int] = []
+
+    async def history() -> list[dict[str, Any]]:
+        calls.append(1)
+        return EARLIER
+
+    context = TurnContext(
+        understanding=Understanding(text="Hangzhou", intent="inform", confidence=0.9),
+        language="zh",
+        conversation_id=5,
+        contact={"id": "u1", "channel": "web"},
+        history=history,
+    )
+    req = action_request(ActionStep(action="recall"), {"city": "Hangzhou"}, context, "zh")
+    assert calls == []  # building the request costs no query
+    outcome = await InProcessActions(history_bot / "history_actions.py").run(req)
+    assert calls == [1]
+    assert outcome.slots["last_bot"] == "Which city?"
+    assert outcome.slots["channel"] == "web"
+
+
+async def test_a_history_that_cannot_be_read_is_an_action_error(history_bot: Path) -> None:
+    async def broken() -> list[dict[str, Any]]:
+        raise ConnectionError("database is gone")
+
+    req = replace(with_history(EARLIER), history=broken)
+    with pytest.raises(ActionError, match=r"'recall': reading the conversation's history failed"):
+        await InProcessActions(history_bot / "history_actions.py").run(req)
+
+
+HISTORY_NLU = """\
+nlu:
+- intent: check_order
+  examples: |
+    - my order [12345678](order_id) is late
+    - where is my order
+    - order [87654321](order_id) has not arrived
+- intent: change_address
+  examples: |
+    - I want it sent to another city
+    - change the delivery address
+    - send it somewhere else
+- intent: greet
+  examples: |
+    - hello
+    - hi there
+    - good morning
+- regex: order_id
+  examples: |
+    - \\d{8}
+"""
+
+HISTORY_FLOWS = """\
+flows:
+  order:
+    trigger: {intents: [check_order]}
+    steps:
+      - ask: order_id
+        say: "Which order?"
+      - say: "Order {{ slots.order_id }} is on its way."
+  address:
+    trigger: {intents: [change_address]}
+    steps:
+      - ask: city
+        say: "Which city?"
+        type: text
+      - action: recall
+        sets: [last_bot, first_user]
+"""
+
+
+async def test_in_a_hub_the_action_gets_the_stored_conversation(
+    tmp_path: Path, settings: Any
+) -> None:
+    from hub.bot import load_flow_engine
+    from hub.testing import TestBot
+    from nlu import IntentClassifier, TrainingData
+
+    bot = tmp_path / "bot"
+    for folder in ("nlu", "flows"):
+        (bot / folder).mkdir(parents=True)
+    (bot / "nlu" / "nlu.yml").write_text(HISTORY_NLU, encoding="utf-8")
+    (bot / "flows" / "flows.yml").write_text(HISTORY_FLOWS, encoding="utf-8")
+    (bot / "actions.py").write_text(HISTORY_ACTIONS, encoding="utf-8")
+    ours = settings.model_copy(update={"bot": settings.bot.model_copy(update={"path": bot})})
+    classifier = IntentClassifier.train(TrainingData.load(bot / "nlu"))
+    async with TestBot.running(ours, classifier, load_flow_engine(ours)) as testbot:
+        assert [r.text for r in await testbot.say("my order 12345678 is late")] == [
+            "Order 12345678 is on its way."
+        ]
+        assert [r.text for r in await testbot.say("I want it sent to another city")] == [
+            "Which city?"
+        ]
+        replies = [r.text for r in await testbot.say("Hangzhou")]
+    assert replies == [
+        "You answered 'Which city?' with 'Hangzhou'",
+        "First you said 'my order 12345678 is late', about order 12345678",
+    ]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from flows import FlowError, load_flows
-from flows.checks import check_references
+from flows.checks import check_entities, check_references
 from hub.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -136,3 +136,88 @@ def test_the_demo_bots_conversation_tests_pass(
     assert code == 0, out
     passed = int(out.strip().splitlines()[-1].split()[0])
     assert passed >= 25
+
+
+# ---- warnings: an ask waiting for an entity nothing can extract -------------------------------
+
+ENTITY_NLU = """\
+nlu:
+- intent: inform
+  examples: |
+    - my order is [12345678](order_id)
+    - tracking number [2024051700](tracking)
+    - I want [noodles](food)
+    - hello
+- regex: order_id
+  examples: |
+    - \\d{8}
+- lookup: carrier
+  examples: |
+    - DHL
+"""
+
+ENTITY_FLOWS = """\
+flows:
+  a:
+    trigger: {intents: [inform]}
+    steps:
+      - ask: order_id
+        say: "Order?"
+      - ask: courier
+        say: "Which courier?"
+        entity: carrier
+      - ask: food
+        say: "What to eat?"
+      - ask: reason
+        say: "Why?"
+      - ask: size
+        say: "Size?"
+        buttons: [{title: L, payload: '/inform{"size": "L"}'}]
+      - ask: tracking
+        say: "Tracking number?"
+      - ask: town
+        say: "Where to?"
+        entity: city
+"""
+
+
+def entity_warnings(tmp_path: Path) -> list[str]:
+    from nlu import TrainingData
+
+    (tmp_path / "a.yml").write_text(ENTITY_FLOWS, encoding="utf-8")
+    return check_entities(load_flows(tmp_path), TrainingData.from_yaml(ENTITY_NLU, "nlu.yml"))
+
+
+def test_an_ask_for_an_entity_nothing_extracts_is_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "a.yml"
+    tracking, town = entity_warnings(tmp_path)
+    # the slot's name, annotated in the NLU data, but only with a number (not looked up)
+    assert tracking.startswith(f"{path}:17:9: warning: flows.a: ask 'tracking': entity 'tracking'")
+    assert "annotated in the NLU data (nlu.yml:5)" in tracking
+    # `entity:` named, and nothing in the NLU data knows it: at the `entity:` key
+    assert town.startswith(f"{path}:21:9: warning: flows.a: ask 'town': entity 'city' can never")
+    assert "no regex, lookup table or annotated example" in town
+    # not warned: order_id (regex), carrier (lookup), food (annotated value), size (a button
+    # payload carries it), reason (never an entity: filled from the answer)
+
+
+def test_no_nlu_data_no_entity_warnings(tmp_path: Path) -> None:
+    (tmp_path / "a.yml").write_text(ENTITY_FLOWS, encoding="utf-8")
+    assert check_entities(load_flows(tmp_path), None) == []
+
+
+def test_kefu_check_prints_the_warnings_and_passes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bot = tmp_path / "bot"
+    shutil.copytree(ROOT / "examples/shop", bot, ignore=shutil.ignore_patterns("tests"))
+    (bot / "flows" / "extra.yml").write_text(
+        "flows:\n  gift:\n    trigger: {intents: [greet]}\n    steps:\n"
+        "      - ask: card\n        say: Card number?\n        entity: gift_card\n",
+        encoding="utf-8",
+    )
+    assert main(["check", "--bot", str(bot)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"{bot / 'flows' / 'extra.yml'}:7:9: warning: flows.gift: ")
+    assert "entity 'gift_card' can never be extracted" in lines[0]
+    assert lines[-1].startswith("ok: ") and lines[-1].endswith(", 1 warning(s)")

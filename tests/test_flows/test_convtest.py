@@ -65,7 +65,7 @@ def test_every_mistake_of_a_file_is_reported_with_its_position(tmp_path: Path) -
     assert errors_of(tmp_path) == [
         f"{path}:4:9: `bot:` before any `user:` or `press:` step: there is nothing to answer",
         f"{path}:6:14: bad regex /Order ([0-9/: unterminated character set at position 7",
-        f"{path}:7:9: unknown step key 'sya' (a step is one of: user, bot, press, status)",
+        f"{path}:7:9: unknown step key 'sya' (a step is one of: user, bot, not, press, agent, status)",
         f"{path}:8:9: a step has exactly one key, this one has 2 (user, bot)",
         f"{path}:9:17: unknown status 'waiting' (one of: bot, pending, open, snoozed, resolved)",
         f'{path}:10:15: user: must be text, not a number (put it in quotes, e.g. user: "12345678")',
@@ -128,6 +128,45 @@ def test_steps_keep_their_source(tmp_path: Path) -> None:
     assert load_tests(tmp_path / "missing") == []
 
 
+def test_not_and_agent_steps(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "bad",
+        "agents.yml",
+        "tests:\n"  # 1
+        "  - name: mistakes\n"  # 2
+        "    steps:\n"  # 3
+        "      - not: /hello/\n"  # 4: before any user line
+        "      - agent: resolve\n"  # 5: no conversation yet
+        "      - user: hi\n"  # 6
+        "      - not: /Order ([0-9/\n"  # 7: bad regex
+        "      - agent: 12345\n"  # 8: a number
+        "      - agent: ' '\n",  # 9: nothing
+    )
+    assert errors_of(tmp_path / "bad") == [
+        f"{path}:4:9: `not:` before any `user:` or `press:` step: there is nothing to answer",
+        f"{path}:5:9: `agent:` before any `user:` or `press:` step: no conversation yet",
+        f"{path}:7:14: bad regex /Order ([0-9/: unterminated character set at position 7",
+        f'{path}:8:16: agent: must be text, not a number (put it in quotes, e.g. agent: "12345678")',
+        f"{path}:9:16: agent: needs an action (take, resolve) or the text of a reply",
+    ]
+    test = one_test(
+        tmp_path,
+        "      - user: hi\n"
+        "      - not: /^Hello/i\n"
+        "      - agent: resolve\n"
+        "      - not: Goodbye!\n"
+        "      - agent: Anything else I can do?\n",
+    )
+    assert [(s.kind, s.value) for s in test.steps] == [
+        ("user", "hi"),
+        ("not", "/^Hello/i"),
+        ("agent", "resolve"),
+        ("not", "Goodbye!"),
+        ("agent", "Anything else I can do?"),
+    ]
+    assert test.steps[1].pattern is not None and test.steps[3].pattern is None
+
+
 # --- matching -----------------------------------------------------------------------------------
 
 
@@ -164,6 +203,14 @@ class ScriptedBot:
 
     async def status(self) -> Status:
         return Status(self._status)
+
+    async def agent(self, action: str) -> list[Outbound]:
+        self.sent.append(f"agent {action}")
+        if action == "resolve":
+            self._status = "resolved"
+            return [out("How satisfied are you? Rate it from 1 to 5.", sender=Sender.SYSTEM)]
+        self._status = "open"
+        return [] if action == "take" else [out(action, sender=Sender.AGENT)]
 
 
 REPLIES = {
@@ -240,6 +287,57 @@ async def test_press_and_status(tmp_path: Path) -> None:
         "    expected: open",
         "    got:      pending",
     ]
+
+
+@pytest.mark.parametrize(
+    ("lines", "passes"),
+    [
+        (["/Order/"], True),  # no message says it
+        (["Goodbye!"], True),  # said, but for another turn
+        (["/hello/"], True),
+        (["/hello/i"], False),  # any message of the turn, ignoring case
+        (["Anything else?"], False),  # exact text
+        (["Anything else?  "], False),
+        (["Anything"], True),  # exact text is the whole text
+    ],
+)
+async def test_not_lines_hold_for_every_message_of_the_turn(
+    tmp_path: Path, lines: list[str], passes: bool
+) -> None:
+    steps = "      - user: hi\n" + "".join(f"      - not: {line!r}\n" for line in lines)
+    result = await run_test(ScriptedBot(REPLIES), one_test(tmp_path, steps))
+    assert result.passed is passes, format_result(result)
+
+
+async def test_a_not_line_looks_before_the_last_bot_line_too(tmp_path: Path) -> None:
+    steps = "      - user: hi\n      - bot: Anything else?\n      - not: /shop assistant/\n"
+    result = await run_test(ScriptedBot(REPLIES), one_test(tmp_path, steps))
+    path = tmp_path / "t" / "t.yml"
+    assert format_result(result).splitlines()[1:4] == [
+        f"  {path}:6:9: a message of the turn matches the `not:` line",
+        "    expected: no message like /shop assistant/",
+        "    got:      Hello! I'm the shop assistant.",
+    ]
+
+
+async def test_agent_steps_are_a_turn_of_their_own(tmp_path: Path) -> None:
+    steps = (
+        "      - user: hi\n"
+        "      - agent: take\n"
+        "      - status: open\n"
+        "      - not: /Hello/\n"  # what the customer got from the agent: nothing
+        "      - agent: Hi, I'm Lin.\n"
+        "      - bot: Hi, I'm Lin.\n"
+        "      - agent: resolve\n"
+        "      - bot: /1 to 5/\n"
+        "      - status: resolved\n"
+        "      - user: bye\n"
+        "      - bot: Goodbye!\n"
+    )
+    bot = ScriptedBot(REPLIES)
+    result = await run_test(bot, one_test(tmp_path, steps))
+    assert result.passed, format_result(result)
+    assert bot.sent == ["hi", "agent take", "agent Hi, I'm Lin.", "agent resolve", "bye"]
 
 
 async def test_a_failure_reads_like_a_diff(tmp_path: Path) -> None:
@@ -329,6 +427,50 @@ async def test_one_hub_and_a_conversation_per_test(
     ]
 
 
+async def test_agent_steps_on_a_whole_hub(
+    bot_dir: Path, tmp_path: Path, classifier: IntentClassifier
+) -> None:
+    """`agent:` steps go through the inbox API's code: the reply reaches the customer and
+    opens the conversation, resolving asks for a rating, and a mistake is the step's error."""
+    write(
+        bot_dir / "tests",
+        "agents.yml",
+        "tests:\n"
+        "  - name: an agent replies and resolves, the customer writes again\n"
+        "    steps:\n"
+        "      - user: /complaint\n"
+        "      - status: pending\n"
+        "      - agent: Hi, I've refunded you.\n"
+        "      - bot: Hi, I've refunded you.\n"
+        "      - status: open\n"
+        "      - user: /thanks\n"
+        "      - not: /welcome/\n"  # the agent has it: the bot is quiet
+        "      - agent: resolve\n"
+        "      - bot: /rate it from 1 to 5/\n"
+        "      - status: resolved\n"
+        "      - user: /thanks\n"
+        "      - bot: You're welcome!\n"
+        "      - status: bot\n"
+        "  - name: take, then resolve twice\n"
+        "    steps:\n"
+        "      - user: /greet\n"
+        "      - agent: take\n"
+        "      - status: open\n"
+        "      - agent: resolve\n"
+        "      - agent: resolve\n",
+    )
+    settings = Settings(
+        data_dir=tmp_path / "data", secret_key="k" * 40, bot={"path": bot_dir, "language": "en"}
+    )
+    tests = [t for t in load_tests(bot_dir / "tests") if "agents.yml" in t.source]
+    replied, twice = await run_tests(settings, tests, classifier)
+    assert replied.passed, format_result(replied)
+    assert twice.failure is not None and twice.steps_run == 5
+    assert twice.failure.message == (
+        "error: InvalidTransition: the conversation is already resolved"
+    )
+
+
 def kefu_test(*args: str, config: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     code = main(["--config", str(config), "test", *args])
     captured = capsys.readouterr()
@@ -382,7 +524,7 @@ def test_kefu_test_command(
     assert code == 2
     assert stdout.splitlines() == [
         f"{bot_dir}/tests/broken.yml:3:26: unknown step key 'bott' "
-        "(a step is one of: user, bot, press, status)"
+        "(a step is one of: user, bot, not, press, agent, status)"
     ]
 
     empty = tmp_path / "empty"

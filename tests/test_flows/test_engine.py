@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from flows import FlowEngine, FlowFailure, load_flows
 from flows.calls import json_path
 from hub.bot.files import HUB_WORDS
+from hub.core.arbiter import Arbiter, flow_turn
 from hub.messages import Understanding
 from hub.ports import FlowResult, HubWords, TurnContext
 
@@ -33,21 +34,26 @@ def turn(
     intent: str | None = None,
     language: str = "en",
     postback: str | None = None,
+    confidence: float | None = None,
     **entities: str,
 ) -> TurnContext:
     u = Understanding(
         text=text,
         intent=intent,
-        confidence=1.0 if intent else 0.0,
+        confidence=confidence if confidence is not None else 1.0 if intent else 0.0,
         entities=tuple({"entity": k, "value": v} for k, v in entities.items()),
         postback=postback,
     )
     return TurnContext(understanding=u, language=language, conversation_id=7)
 
 
+ARBITER = Arbiter(strong=0.5)  # the core's turn arbiter decides; the engine carries it out
+
+
 class Chat:
-    """A conversation with the engine; the state goes through JSON each turn, as it does
-    through the database (so a restart mid-flow is this same round trip)."""
+    """A conversation with the engine, each message decided by the core's arbiter (without
+    knowledge or handoff intents) as in the pipeline; the state goes through JSON each turn,
+    as it does through the database (so a restart mid-flow is this same round trip)."""
 
     def __init__(self, engine: FlowEngine) -> None:
         self.engine = engine
@@ -55,7 +61,10 @@ class Chat:
         self.last: FlowResult | None = None
 
     async def say(self, text: str, intent: str | None = None, **kw: Any) -> list[str]:
-        result = await self.engine.run(self.state, turn(text, intent, **kw))
+        context = turn(text, intent, **kw)
+        view = self.engine.view(self.state, context)
+        decision = ARBITER.decide(context.understanding, view, lambda: None)
+        result = await flow_turn(decision, self.engine, self.state, context)
         self.state = json.loads(json.dumps(result.state))
         self.last = result
         return [r.text for r in result.replies]
@@ -208,11 +217,10 @@ class OneEntry:
 
 
 async def test_the_hubs_own_words_are_the_ones_it_lends(tmp_path: Path) -> None:
-    """The engine's built-in sentences, its cancel words and how it says a knowledge entry
-    come from the HubWords it is given, with the reply language and the bot's default."""
+    """The engine's built-in sentences and how it says a knowledge entry come from the
+    HubWords it is given, with the reply language and the bot's default."""
     words = HubWords(
         text=lambda key, language, default: f"<{key} {language}/{default}>",
-        is_cancel=lambda u: u.text == "enough",
         entry_text=lambda entry, language, default: f"<{entry} {language}/{default}>",
     )
     (tmp_path / "flows.yml").write_text(LENT, encoding="utf-8")
@@ -224,8 +232,7 @@ async def test_the_hubs_own_words_are_the_ones_it_lends(tmp_path: Path) -> None:
         "<resume en/zh>",
         "Which order?",
     ]
-    assert await chat.say("cancel") == ["<invalid_answer en/zh>", "Which order?"]
-    assert await chat.say("enough") == ["<cancelled en/zh>"]
+    assert await chat.say("cancel") == ["<cancelled en/zh>"]
     assert chat.state == {}
     await chat.say("my order", "order")
     assert await chat.say("42") == ["<entry-42 en/zh>"]
@@ -468,10 +475,41 @@ def test_end_false_is_a_mistake(tmp_path: Path) -> None:
 async def test_a_weak_intent_does_not_interrupt(tmp_path: Path) -> None:
     chat = Chat(engine_for(tmp_path, RETURNS))
     await chat.say("return", "returns")
-    unsure = Understanding(text="when are you open?", intent="hours", confidence=0.3)
-    context = TurnContext(understanding=unsure, language="en", conversation_id=7)
-    result = await chat.engine.run(chat.state, context)
-    assert [r.text for r in result.replies] == [
+    assert await chat.say("when are you open?", "hours", confidence=0.3) == [
         "Order numbers have 6 to 12 digits.",
         "Which order?",
     ]
+    assert await chat.say("when are you open?", "hours", confidence=0.6) == [
+        "We are open 9-18.",
+        "Now, back to where we were.",
+        "Which order?",
+    ]
+
+
+async def test_the_waiting_flows_own_intent_does_not_restart_it(tmp_path: Path) -> None:
+    chat = Chat(engine_for(tmp_path, RETURNS))
+    await chat.say("return", "returns")
+    await chat.say("12345678")
+    assert await chat.say("I want to return it", "returns") == [
+        "Sorry, that doesn't look right.",
+        "Why?",
+    ]
+    assert chat.state["frames"][-1]["slots"] == {"order_id": "12345678"}
+
+
+async def test_a_change_of_mind_changes_an_earlier_answer_and_goes_on_from_there(
+    tmp_path: Path,
+) -> None:
+    chat = Chat(engine_for(tmp_path, RETURNS))
+    await chat.say("return", "returns")
+    await chat.say("12345678")
+    assert await chat.say("too small") == ["Your email?"]
+    view = chat.engine.view(chat.state, turn("no wait, it's broken"))
+    assert view.waiting is not None and view.waiting.corrects == "reason"
+    assert await chat.say("no wait, it's broken") == ["Your email?"]
+    assert chat.state["frames"][-1]["slots"] == {"order_id": "12345678", "reason": "broken"}
+    assert await chat.say("sorry, the order is 87654321") == ["Your email?"]
+    assert chat.state["frames"][-1]["slots"]["order_id"] == "87654321"
+    # the same value again, or a text no earlier question takes, is just a wrong answer
+    assert await chat.say("broken") == ["Sorry, that doesn't look right.", "Your email?"]
+    assert (await chat.say("a@example.com"))[0].startswith("Return of 87654321 (broken)")

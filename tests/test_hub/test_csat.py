@@ -7,6 +7,8 @@ allow."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -16,8 +18,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from flows import FlowEngine
+from hub.core.conversations import Conversations, Feature
 from hub.features.csat.survey import payload, score_of
-from hub.messages import Inbound, utcnow
+from hub.messages import Inbound, Status, utcnow
+from hub.store import Conversation
 from nlu import IntentClassifier
 from tests.conftest import client_for, create_agent, login, make_settings
 from tests.test_channels import fake_wechat
@@ -199,6 +203,55 @@ def test_anything_else_reopens_to_the_bot_and_closes_the_question(
 
     assert the_conversation(client, auth, "u3")["csat"] is None
     assert report(client, auth)["csat"]["count"] == 0
+
+
+class HeldResolution(Feature):
+    """Listed before CSAT: a resolution waits here (its status stored) until `go` is set."""
+
+    def __init__(self) -> None:
+        self.reached = threading.Event()  # the test's thread waits on it
+        self.go = asyncio.Event()
+
+    async def after_resolve(
+        self, conversations: Conversations, conversation: Conversation, source: Status, actor: str
+    ) -> None:
+        self.reached.set()
+        await self.go.wait()
+
+
+def test_a_customer_writing_before_the_question_is_answered_and_not_asked(
+    rest_hub: Api, callback: Callback
+) -> None:
+    """The customer writes after the agent resolved but before the question went out: the bot
+    answers them, and the question is dropped rather than sent after that answer."""
+    client, auth, _ = rest_hub
+    says(client, "u8", "I want to talk to a human")
+    cid = int(the_conversation(client, auth, "u8")["id"])
+    r = client.post(f"{V1}/conversations/{cid}/messages", json={"text": "OK!"}, headers=auth)
+    assert r.status_code == 201, r.text
+    hub = client.app.state.hub  # type: ignore[attr-defined]
+    held = HeldResolution()
+    hub.conversations.features = (held, *hub.conversations.features)
+
+    def resolve() -> None:
+        r = client.post(
+            f"{V1}/conversations/{cid}/status", json={"status": "resolved"}, headers=auth
+        )
+        assert r.status_code == 200, r.text
+
+    resolving = threading.Thread(target=resolve)
+    resolving.start()
+    assert held.reached.wait(10), "the resolution never reached its side effects"
+    replies = says(client, "u8", "where is my order")
+    assert "order number" in replies[-1]["text"], replies  # the bot answers
+    client.portal.call(held.go.set)  # type: ignore[union-attr]
+    resolving.join(10)
+    assert not resolving.is_alive()
+    drain(client)
+
+    assert questions(callback, "u8") == []
+    conversation = the_conversation(client, auth, "u8")
+    assert conversation["status"] == "bot" and conversation["csat"] is None
 
 
 def test_an_answer_after_the_window_is_an_ordinary_message(

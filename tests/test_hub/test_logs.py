@@ -26,6 +26,7 @@ from hub.ops.logs import handler
 from hub.ops.settings import Settings
 from hub.ports import FlowResult, TurnContext
 from nlu import IntentClassifier
+from tests.flow_doubles import RunOnly
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -133,7 +134,7 @@ def test_secrets_are_masked_in_json_lines(json_logs: io.StringIO) -> None:
     assert "12345678" not in json.dumps(line)
 
 
-class FailingFlows:
+class FailingFlows(RunOnly):
     async def run(self, state: dict[str, Any], context: TurnContext) -> FlowResult:
         raise RuntimeError("the order service is down")
 

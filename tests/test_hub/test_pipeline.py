@@ -12,6 +12,7 @@ from hub.core.status import InvalidTransition
 from hub.messages import Event, Handoff, Inbound, Sender, Status, utcnow
 from hub.ports import FlowResult
 from hub.testing import TestBot
+from tests.flow_doubles import RunOnly
 
 
 async def events_during(bot: TestBot, action) -> list[Event]:  # type: ignore[no-untyped-def]
@@ -167,7 +168,7 @@ async def test_many_customers_at_once_each_get_their_answer(testbot: TestBot) ->
 
 
 async def test_a_failing_flow_hands_over_instead_of_crashing(testbot: TestBot) -> None:
-    class Broken:
+    class Broken(RunOnly):
         async def run(self, state, context):  # type: ignore[no-untyped-def]
             raise RuntimeError("action server down")
 
@@ -199,7 +200,7 @@ async def test_an_agent_taking_it_during_the_turn_is_not_overruled_by_the_bots_h
     hub = testbot.hub
     agent = await hub.store.create_agent("a@example.com", "A", "x" * 20)
 
-    class TakenMeanwhile:
+    class TakenMeanwhile(RunOnly):
         async def run(self, state, context):  # type: ignore[no-untyped-def]
             conversation = await hub.store.get_conversation(context.conversation_id)
             await hub.conversations.assign(conversation, "agent", agent_id=agent.id)

@@ -18,9 +18,10 @@ from hub.ports import FlowResult, TurnContext
 from hub.store import Database, Store
 from hub.testing import TestBot
 from nlu import IntentClassifier
+from tests.flow_doubles import RunOnly
 
 
-class SlowAction:
+class SlowAction(RunOnly):
     """Flows whose one action takes `seconds` (an order service that is slow to answer)."""
 
     def __init__(self, seconds: float) -> None:
