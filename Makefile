@@ -18,7 +18,7 @@ run: install
 	$(BIN)/kefu run
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 lint: install
 	$(BIN)/ruff check .

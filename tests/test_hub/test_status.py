@@ -8,7 +8,7 @@ from hub.messages import Status
 ALLOWED = [(a, b) for a, targets in TRANSITIONS.items() for b in targets]
 
 
-@pytest.mark.parametrize(("source", "target"), ALLOWED)
+@pytest.mark.parametrize(("source", "target"), sorted(ALLOWED))
 def test_allowed(source: Status, target: Status) -> None:
     assert check_transition(source, target) == target
 
