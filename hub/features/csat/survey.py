@@ -132,11 +132,13 @@ class Csat(Feature):
         earlier one), published as `csat.rated` and thanked; the conversation stays resolved.
         Returns the replies, or None for anything else (reopened to the bot: Pipeline.wake)."""
         assert conversation.id is not None
+        score = score_of(inbound)
+        if score is None:  # no rating: no need to read anything
+            return None
         # as it is now, not as it was when the message was stored (resolved meanwhile?)
         conversation = await self.store.get_conversation(conversation.id) or conversation
         pending = self.answered(conversation, message, inbound)
-        score = score_of(inbound)
-        if pending is None or score is None:
+        if pending is None:
             return None
         agent_id = pending.get("agent_id")
         await self.save(conversation, score, agent_id)
