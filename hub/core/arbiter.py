@@ -74,7 +74,7 @@ def cancel_words_alone(text: str) -> bool:
 @dataclass(frozen=True)
 class Arbiter:
     handoff_intents: frozenset[str] = frozenset()
-    strong: float = 0.5  # how sure the NLU must be to interrupt a question or beat knowledge
+    strong: float = 0.5  # bot.interrupt_confidence: to interrupt a question, cancel, hand over
     clarifiable: Collection[str] = ()  # intents "did you mean" may offer
     clarify_min: float = 0.1  # the second intent needs at least this to be offered
 
