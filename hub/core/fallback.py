@@ -1,5 +1,7 @@
 """The fallback chain: what the bot does when no flow fits the message (config.yaml
-`bot.fallback`).
+`bot.fallback`). The turn's arbiter (hub/core/arbiter.py) decides which step a message gets
+and the pipeline calls it: `best_hit` and `knowledge_answer`, `feedback`, `clarify`,
+`unanswered`.
 
 1. Knowledge (`knowledge: true`): a confident hit in the bot's articles and FAQs is answered
    with its summary and link, and "Did this help?" buttons: yes counts the conversation as
@@ -40,16 +42,6 @@ class Fallback:
         self.knowledge = knowledge if use_knowledge else None
         # intent -> {language: how to offer it}; only these are offered when clarifying
         self.clarify_options = dict(clarify_options or {}) if use_clarify else {}
-
-    def answer(self, state: dict[str, Any], context: TurnContext) -> FlowResult:
-        """The whole chain: a "Did this help?" press, else knowledge, else `unanswered`."""
-        understanding = context.understanding
-        if understanding.intent in (HELPED, NOT_HELPED):
-            return self.feedback(state, context)
-        hit = self.best_hit(context)
-        if hit is not None:
-            return self.knowledge_answer(state, context, hit)
-        return self.unanswered(state, context)
 
     def unanswered(self, state: dict[str, Any], context: TurnContext) -> FlowResult:
         """Nothing answers the message: "did you mean", or say so; after `handoff_after` of

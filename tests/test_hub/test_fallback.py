@@ -66,7 +66,8 @@ def test_a_confident_hit_is_answered_with_did_this_help() -> None:
     base = Base(Hit(FEE, 9.0, True))
     fallback = Fallback(2, "zh", knowledge=base, clarify_options=OPTIONS)
 
-    turn = fallback.answer({"unanswered": ["???"]}, context("how much for sf express"))
+    asked = context("how much for sf express")
+    turn = fallback.knowledge_answer({"unanswered": ["???"]}, asked, fallback.best_hit(asked))
 
     [reply] = turn.replies
     assert reply.text.startswith("Express costs 15 yuan.\nhttps://shop.example/help/express")
@@ -79,17 +80,19 @@ def test_a_confident_hit_is_answered_with_did_this_help() -> None:
 
 def test_the_answer_follows_the_conversation_language() -> None:
     fallback = Fallback(2, "en", knowledge=Base(Hit(FEE, 9.0, True)))
-    [reply] = fallback.answer({}, context("顺丰多少钱", language="zh")).replies
+    asked = context("顺丰多少钱", language="zh")
+    [reply] = fallback.knowledge_answer({}, asked, fallback.best_hit(asked)).replies
     assert reply.text.startswith("加急运费 15 元。") and "这解答了您的问题吗" in reply.text
 
 
 def test_yes_counts_as_self_served_and_no_hands_over_with_the_question() -> None:
     fallback = Fallback(2, "en", knowledge=Base(Hit(FEE, 9.0, True)))
-    asked = fallback.answer({}, context("how much for sf express")).state
+    question = context("how much for sf express")
+    asked = fallback.knowledge_answer({}, question, fallback.best_hit(question)).state
     press = ({"entity": "entry", "value": "express-fee"},)
 
-    yes = fallback.answer(asked, context("/kb_helpful", intent=HELPED, entities=press))
-    no = fallback.answer(asked, context("/kb_unhelpful", intent=NOT_HELPED, entities=press))
+    yes = fallback.feedback(asked, context("/kb_helpful", intent=HELPED, entities=press))
+    no = fallback.feedback(asked, context("/kb_unhelpful", intent=NOT_HELPED, entities=press))
 
     assert yes.handoff is None and yes.replies[0].text.startswith("Glad I could help")
     assert yes.events == (
@@ -104,7 +107,9 @@ def test_an_unsure_hit_is_not_said_the_intents_are_offered_instead() -> None:
     fallback = Fallback(3, "en", knowledge=Base(Hit(FEE, 1.0, False)), clarify_options=OPTIONS)
     ranking = (("check_order", 0.4), ("greet", 0.3), ("returns", 0.05))
 
-    [reply] = fallback.answer({}, context("my parcel??", ranking=ranking)).replies
+    unsure = context("my parcel??", ranking=ranking)
+    assert fallback.best_hit(unsure) is None
+    [reply] = fallback.unanswered({}, unsure).replies
 
     assert reply.text.startswith("Sorry, I'm not sure I understood")
     assert [(b.title, b.payload) for b in reply.buttons] == [
@@ -116,8 +121,9 @@ def test_an_unsure_hit_is_not_said_the_intents_are_offered_instead() -> None:
 def test_nothing_to_offer_says_so_and_the_second_miss_hands_over() -> None:
     fallback = Fallback(2, "en", knowledge=Base(), clarify_options=OPTIONS)
 
-    first = fallback.answer({}, context("blorp"))
-    second = fallback.answer(first.state, context("zzz"))
+    assert fallback.best_hit(context("blorp")) is None
+    first = fallback.unanswered({}, context("blorp"))
+    second = fallback.unanswered(first.state, context("zzz"))
 
     assert first.replies[0].text.startswith("Sorry, I didn't understand")
     assert second.handoff is not None and second.handoff.reason == "fallback"
@@ -129,6 +135,8 @@ def test_knowledge_and_clarify_can_be_turned_off() -> None:
     fallback = Fallback(
         3, "en", knowledge=base, clarify_options=OPTIONS, use_knowledge=False, use_clarify=False
     )
-    [reply] = fallback.answer({}, context("sf express?", ranking=(("check_order", 0.9),))).replies
+    asked = context("sf express?", ranking=(("check_order", 0.9),))
+    assert fallback.best_hit(asked) is None
+    [reply] = fallback.unanswered({}, asked).replies
     assert reply.text.startswith("Sorry, I didn't understand") and base.queries == []
     assert fallback.base is base  # agents still get suggestions from it
