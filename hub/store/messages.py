@@ -30,6 +30,22 @@ class Draft:
     private: bool = False
     delivery: Delivery | None = Delivery.QUEUED
 
+    def message(self, conversation_id: int, channel: str) -> Message:
+        """The row this draft is stored as in a conversation (a private note is not sent)."""
+        return Message(
+            conversation_id=conversation_id,
+            channel=channel,
+            direction="out",
+            sender_type=self.sender,
+            agent_id=self.agent_id,
+            kind=self.kind,
+            text=self.text,
+            payload=self.payload,
+            reply_to_id=self.reply_to_id,
+            private=self.private,
+            delivery=None if self.private else self.delivery,
+        )
+
 
 class MessageStore(Aggregate):
     async def replies_to(self, message_id: int) -> list[Message]:
@@ -69,22 +85,7 @@ class MessageStore(Aggregate):
         assert conversation_id is not None
 
         def add(s: Session) -> tuple[Conversation, list[Message]]:
-            messages = [
-                Message(
-                    conversation_id=conversation_id,
-                    channel=conversation.channel,
-                    direction="out",
-                    sender_type=d.sender,
-                    agent_id=d.agent_id,
-                    kind=d.kind,
-                    text=d.text,
-                    payload=d.payload,
-                    reply_to_id=d.reply_to_id,
-                    private=d.private,
-                    delivery=None if d.private else d.delivery,
-                )
-                for d in drafts
-            ]
+            messages = [d.message(conversation_id, conversation.channel) for d in drafts]
             s.add_all(messages)
             s.flush()
             touched = dict(fields)

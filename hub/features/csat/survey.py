@@ -236,15 +236,7 @@ def ask(
     )
     if s.exec(waiting.limit(1)).first() is not None:
         return None
-    message = Message(
-        conversation_id=conversation_id,
-        channel=stored.channel,
-        direction="out",
-        sender_type=question.sender,
-        text=question.text,
-        payload=question.payload,
-        delivery=question.delivery,
-    )
+    message = question.message(conversation_id, stored.channel)
     s.add(message)
     s.flush()
     stored.flow_state = {KEY: {**pending, "question_id": message.id}}
