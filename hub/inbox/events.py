@@ -25,6 +25,7 @@ from hub.core.auth import AuthError
 from hub.core.bus import AGENT_CHANGED, INTERNAL, SubscriberLagged
 from hub.inbox.deps import agent_from_token, can_see, visibility
 from hub.messages import Event
+from hub.ops.tasks import cancel
 from hub.ports import Unavailable
 
 if TYPE_CHECKING:
@@ -122,10 +123,10 @@ async def events(websocket: WebSocket) -> None:
         {sender, checker, listener}, return_when=asyncio.FIRST_COMPLETED
     )
     for task in pending:
-        task.cancel()
-    # a pending task may have ended with its own error (both the event and the periodic check
-    # found the token revoked) before it could be cancelled: that error is the one already in done
-    await asyncio.gather(*pending, return_exceptions=True)
+        # a pending task may have ended with its own error before it could be cancelled (the
+        # event and the periodic check both found the token revoked): the one in done decides
+        with contextlib.suppress(Exception):
+            await cancel(task)
     await feed.aclose()
     if listener in done:
         return  # the client left

@@ -253,7 +253,7 @@ def test_an_intent_with_one_example_does_not_cost_the_bot_its_calibration(
 def test_folds_in_worker_processes_calibrate_as_in_one(
     classifier: IntentClassifier, data: TrainingData, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("nlu.classifier.PARALLEL_FROM", 1)  # as for large data
+    monkeypatch.setattr("nlu.fitting.PARALLEL_FROM", 1)  # as for large data
     parallel = IntentClassifier.train(data)
     assert parallel.temperature == classifier.temperature
     assert parallel.threshold == classifier.threshold
