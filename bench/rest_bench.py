@@ -208,6 +208,8 @@ def bench_config(tmp: Path) -> Path:
 
     tree = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
     tree["limits"] = dict.fromkeys(LimitSettings.model_fields)
+    # a relative bot path is read from the config file's folder: this copy is elsewhere
+    tree["bot"]["path"] = str(ROOT / tree["bot"]["path"])
     path = tmp / "config.yaml"
     path.write_text(yaml.safe_dump(tree, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
