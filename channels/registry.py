@@ -18,23 +18,36 @@ def register(type_name: str, cls: type[Channel[Any]]) -> None:
     _extra[type_name] = cls
 
 
+def type_names() -> list[str]:
+    """Every channel type's name, nothing imported."""
+    return sorted({ep.name for ep in entry_points(group="kefu.channels")} | set(_extra))
+
+
+def channel_type(type_name: str) -> type[Channel[Any]] | None:
+    """One channel type, its module (and its platform's SDK) imported only now: a hub imports
+    the SDKs of the channels it has, not of every channel (aiogram alone is ~130 MB)."""
+    if type_name in _extra:
+        return _extra[type_name]
+    for ep in entry_points(group="kefu.channels", name=type_name):
+        return ep.load()
+    return None
+
+
 def channel_types() -> dict[str, type[Channel[Any]]]:
-    found: dict[str, type[Channel[Any]]] = {}
-    for ep in entry_points(group="kefu.channels"):
-        found[ep.name] = ep.load()
-    return {**found, **_extra}
+    """Every channel type, each imported (tests, tools)."""
+    found = {name: channel_type(name) for name in type_names()}
+    return {name: cls for name, cls in found.items() if cls is not None}
 
 
 def build_channels(
     configs: Iterable[tuple[str, str, dict[str, Any]]], receiver: Receiver
 ) -> dict[str, Channel[Any]]:
     """Instances from (name, type, options) triples; unknown types are a ChannelConfigError."""
-    types = channel_types()
     built: dict[str, Channel[Any]] = {}
     for name, type_name, options in configs:
-        cls = types.get(type_name)
+        cls = channel_type(type_name)
         if cls is None:
-            known = ", ".join(sorted(types))
+            known = ", ".join(type_names())
             raise ChannelConfigError(
                 f"channel {name!r}: unknown type {type_name!r} (known: {known})"
             )

@@ -76,9 +76,7 @@ from typing import Any, Literal
 
 import jieba
 import numpy as np
-import scipy
 import scipy.sparse as sp
-import sklearn
 
 from nlu import fitting, persistence, smooth
 from nlu import negatives as bundled_negatives
@@ -459,6 +457,9 @@ def _check_settings(
 
 
 def _library_versions() -> dict[str, str]:
+    import scipy  # training only
+    import sklearn
+
     return {
         "scikit-learn": sklearn.__version__,
         "numpy": np.__version__,

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from nlu.tokenize import tokenize
 
@@ -102,6 +101,8 @@ class Featurizer:
         """Learn vocabulary and IDF from ``texts``; return the featurizer and their rows."""
         blocks, matrices = [], []
         for analyzer in ANALYZERS:
+            from sklearn.feature_extraction.text import TfidfVectorizer  # training only
+
             vectorizer = TfidfVectorizer(analyzer=ANALYZERS[analyzer], sublinear_tf=True)
             matrices.append(vectorizer.fit_transform(texts))
             vocabulary = {str(term): int(column) for term, column in vectorizer.vocabulary_.items()}

@@ -12,17 +12,14 @@ import os
 import warnings
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from joblib import Parallel, delayed
-from scipy.optimize import minimize_scalar
-from scipy.special import log_softmax
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import StratifiedKFold
-from sklearn.svm import LinearSVC
 
 from nlu import smooth
+
+if TYPE_CHECKING:
+    from sklearn.svm import LinearSVC
 
 OUT_OF_SCOPE = "out_of_scope"
 
@@ -79,6 +76,11 @@ def calibrate(
     threshold), at least ``floor``, at most MAX_THRESHOLD; with ``smoothing``, of the smoothed
     confidences, the map being fitted on the same held-out examples.
     """
+    from joblib import Parallel, delayed  # training only: a hub that loads its model
+    from scipy.optimize import minimize_scalar  # imports none of these
+    from scipy.special import log_softmax
+    from sklearn.model_selection import StratifiedKFold
+
     if sample_weight is None:
         sample_weight = np.ones(len(y))
     counts = Counter(y.tolist())
@@ -192,6 +194,8 @@ def _fold(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Decision values for ``held_out`` of an SVM fitted on ``rows`` (one CV fold), and with
     ``smoothing`` the probabilities of the regression fitted on them."""
+    from sklearn.exceptions import ConvergenceWarning
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # held-out scores only
         svm = _svm().fit(rows, y, sample_weight=sample_weight)
@@ -203,10 +207,14 @@ def _fold(
 
 
 def _svm() -> LinearSVC:
+    from sklearn.svm import LinearSVC
+
     return LinearSVC(C=C, class_weight="balanced", max_iter=5000, random_state=0)
 
 
 def fit_svm(rows: Any, y: np.ndarray, sample_weight: np.ndarray | None = None) -> LinearSVC:
+    from sklearn.exceptions import ConvergenceWarning
+
     svm = _svm()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)

@@ -37,13 +37,14 @@ import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
 
 from nlu.language import detect_language
+
+if TYPE_CHECKING:
+    from sklearn.linear_model import LogisticRegression
 
 SMOOTH_FROM = 30.0  # examples per intent and language (mean) from which the smoother is used
 C = 1.0  # the regression's regularization (0.3: 49.6% on BANKING77 but 26-30% on HWU64)
@@ -63,6 +64,9 @@ def wanted(examples: Sequence[tuple[str, str]]) -> bool:
 
 
 def fit(rows: Any, y: np.ndarray, sample_weight: np.ndarray) -> LogisticRegression:
+    from sklearn.exceptions import ConvergenceWarning  # training only
+    from sklearn.linear_model import LogisticRegression
+
     model = LogisticRegression(C=C, tol=TOLERANCE, max_iter=2000)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
