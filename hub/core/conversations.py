@@ -147,17 +147,21 @@ class Conversations:
         private: bool = False,
         inline: bool = False,
         recipient_id: str | None = None,
+        finish: Message | None = None,
     ) -> tuple[Conversation, list[tuple[Message, Outbound | None]]]:
         """`post` for several replies, stored with the conversation's changed `fields` in one
-        transaction (a bot turn). Returns the conversation as it is now, and each posted
-        message with what goes to the channel."""
+        transaction (a bot turn; with `finish`, that customer message's turn ends in it too).
+        Returns the conversation as it is now, and each posted message with what goes to the
+        channel."""
         fields = dict(fields or {})
         language = fields.get("language", conversation.language)
         drafts = [
             self.draft(conversation.channel, reply, language, reply_to, agent_id, private, inline)
             for reply in replies
         ]
-        conversation, messages = await self.store.add_messages(conversation, drafts, **fields)
+        conversation, messages = await self.store.add_messages(
+            conversation, drafts, finish, **fields
+        )
         return conversation, await self.deliver(conversation, messages, inline, recipient_id)
 
     async def deliver(

@@ -106,7 +106,7 @@ class Pipeline:
             # 3-5. The turn: stored as pending until it is over, so that a process that dies
             #      in the middle leaves it to be taken again (`recover`), never lost.
             replies = await self.turn(conversation, message, inbound, understanding)
-            if turn_pending:  # with the arbiter's decision (payload.turn)
+            if message.turn_pending:  # not ended with the replies (conclude): no bot turn
                 await self.store.finish_turn(message.id, message.payload)
             return replies
 
@@ -326,7 +326,10 @@ class Pipeline:
             reply_to=message,
             inline=inline,
             recipient_id=recipient_id,
+            # the turn ends with its replies, with the arbiter's decision (payload.turn)
+            finish=message if message.turn_pending else None,
         )
+        message.turn_pending = False
         for action, data in turn.events:
             await self.store.audit("bot", action, conversation.id, **data)
         replies = [sent for _, sent in posted if sent is not None]

@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from hub.messages import Inbound, Sender, utcnow
 from hub.store.contacts import contact_of
+from hub.store.messages import finished
 from hub.store.models import Contact, Conversation, Message
 from hub.store.rows import Aggregate
 
@@ -95,15 +95,7 @@ class InboundStore(Aggregate):
     async def finish_turn(self, message_id: int, payload: dict[str, Any] | None = None) -> None:
         """The bot's turn for this customer message is over (answered, or nothing to say);
         `payload`, when given, replaces the message's (the turn's decision added to it)."""
-        values: dict[str, Any] = {"turn_pending": False}
-        if payload is not None:
-            values["payload"] = payload
-        finish = (
-            update(Message)
-            .where(col(Message.id) == message_id, col(Message.turn_pending).is_(True))
-            .values(**values)
-        )
-        await self.db.run(lambda s: s.exec(finish))
+        await self.db.run(lambda s: s.exec(finished(message_id, payload)))
 
     async def unfinished_turns(
         self, before: datetime, limit: int = 100

@@ -76,11 +76,16 @@ class MessageStore(Aggregate):
         return message
 
     async def add_messages(
-        self, conversation: Conversation, drafts: Sequence[Draft], **fields: Any
+        self,
+        conversation: Conversation,
+        drafts: Sequence[Draft],
+        finish: Message | None = None,
+        **fields: Any,
     ) -> tuple[Conversation, list[Message]]:
         """Store outgoing messages and set the conversation's `fields`, in one transaction (a
-        bot turn's replies and where the bot is now). Returns the conversation as stored
-        afterwards, and the messages in order."""
+        bot turn's replies and where the bot is now); with `finish`, the customer message they
+        answer has its turn finished in it too, with its payload (InboundStore.finish_turn).
+        Returns the conversation as stored afterwards, and the messages in order."""
         conversation_id = conversation.id
         assert conversation_id is not None
 
@@ -104,6 +109,8 @@ class MessageStore(Aggregate):
                     .where(col(Conversation.id) == conversation_id)
                     .values(**touched)
                 )
+            if finish is not None:
+                s.exec(finished(finish.id, finish.payload))
             stored = s.get(Conversation, conversation_id)
             if stored is None:
                 raise LookupError(f"conversation {conversation_id} not found")
@@ -196,3 +203,16 @@ class MessageStore(Aggregate):
                 .limit(limit)
             )
             return list(reversed((await s.exec(query)).all()))
+
+
+def finished(message_id: int | None, payload: dict[str, Any] | None = None) -> Any:
+    """The UPDATE that ends the bot's turn for a customer message (if not ended already);
+    `payload`, when given, replaces the message's (the turn's decision added to it)."""
+    values: dict[str, Any] = {"turn_pending": False}
+    if payload is not None:
+        values["payload"] = payload
+    return (
+        update(Message)
+        .where(col(Message.id) == message_id, col(Message.turn_pending).is_(True))
+        .values(**values)
+    )
