@@ -35,8 +35,8 @@ def channel_type(type_name: str) -> type[Channel[Any]] | None:
 
 def channel_types() -> dict[str, type[Channel[Any]]]:
     """Every channel type, each imported (tests, tools)."""
-    found = {name: channel_type(name) for name in type_names()}
-    return {name: cls for name, cls in found.items() if cls is not None}
+    found = {ep.name: ep.load() for ep in entry_points(group="kefu.channels")}
+    return {**found, **_extra}
 
 
 def build_channels(
